@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from crm.models import Company, Contact, StageChange
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ("name", "domain", "size", "industry", "country")
+    search_fields = ("name", "domain")
+
+
+class StageChangeInline(admin.TabularInline):
+    model = StageChange
+    fields = ("at", "from_stage", "to_stage", "by_label", "reason", "score")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("email", "first_name", "last_name", "company", "stage", "score", "grade", "owner")
+    list_filter = ("stage", "grade", "trend")
+    list_select_related = ("company", "owner")
+    search_fields = ("email", "first_name", "last_name", "company__name")
+    raw_id_fields = ("company", "owner")
+    # Stage and score change only through the lifecycle service and the scoring engine.
+    readonly_fields = (
+        "stage",
+        "score",
+        "fit_score",
+        "engagement_score",
+        "grade",
+        "trend",
+        "last_activity_at",
+        "scored_at",
+        "criteria_version",
+        "created_at",
+        "updated_at",
+    )
+    inlines = [StageChangeInline]

@@ -1,0 +1,62 @@
+"""The one stage service: every lifecycle move of a contact goes through ``move``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from crm.errors import DomainError
+from crm.models import Contact, Stage, StageChange
+
+
+class StageMoveRefused(DomainError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a move: a user, or a system label such as "scoring v3"."""
+
+    user: AbstractBaseUser | None = None
+    label: str = ""
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser) -> Actor:
+        return cls(user=user, label=user.get_full_name() or user.get_username())
+
+    @classmethod
+    def scoring(cls, version: int) -> Actor:
+        return cls(label=f"scoring v{version}")
+
+
+def move(
+    *, contact_id: int, to: Stage | str, by: Actor, reason: str = "", expect: Stage | str | None = None
+) -> StageChange:
+    """Move a contact to stage ``to`` and record the move with the contact's current score.
+
+    Locks the contact row for the length of the caller's transaction (opens one if there is none).
+    With ``expect``, refuses unless the contact is in that stage when locked, so two racing moves
+    cannot both apply. Refuses a move to the stage the contact is already in. Returns the history row.
+    """
+    to = Stage(to)
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().only("id", "stage", "score").get(pk=contact_id)
+        if expect is not None and contact.stage != Stage(expect):
+            raise StageMoveRefused(f"The contact is {contact.get_stage_display()} now, not {Stage(expect).label}.")
+        if contact.stage == to:
+            raise StageMoveRefused(f"The contact is already {to.label}.")
+        change = StageChange.objects.create(
+            contact_id=contact.pk,
+            from_stage=contact.stage,
+            to_stage=to,
+            at=timezone.now(),
+            by_user=by.user,
+            by_label=by.label,
+            reason=reason,
+            score=contact.score,
+        )
+        Contact.objects.filter(pk=contact.pk).update(stage=to, updated_at=change.at)
+    return change

@@ -1,0 +1,122 @@
+"""Companies, contacts and the lifecycle history of each contact."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Stage(models.TextChoices):
+    LEAD = "lead", "Lead"
+    MQL = "mql", "MQL"
+    SQL = "sql", "SQL"
+    OPPORTUNITY = "opportunity", "Opportunity"
+    CUSTOMER = "customer", "Customer"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+class Grade(models.TextChoices):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+class Trend(models.TextChoices):
+    RISING = "rising", "Rising"
+    STEADY = "steady", "Steady"
+    COOLING = "cooling", "Cooling"
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=253, blank=True)
+    size = models.PositiveIntegerField(null=True, blank=True, help_text="Number of employees")
+    industry = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        constraints = [models.UniqueConstraint(Lower("name"), name="company_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    email = models.EmailField(max_length=254, unique=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    seniority = models.CharField(max_length=50, blank=True)
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
+    country = models.CharField(max_length=100, blank=True)
+    budget = models.CharField(max_length=100, blank=True)
+    authority = models.CharField(max_length=100, blank=True)
+    need = models.CharField(max_length=200, blank=True)
+    timeline = models.CharField(max_length=100, blank=True)
+    # Any other profile field a form collects (progressive profiling), scorable by fit rules.
+    profile = models.JSONField(default=dict, blank=True)
+
+    channel = models.CharField(max_length=100, blank=True, help_text="First-touch channel")
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD)
+    score = models.IntegerField(default=0, help_text="fit + engagement, rounded")
+    fit_score = models.FloatField(default=0)
+    engagement_score = models.FloatField(default=0)
+    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C)
+    trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"
+    )
+    email_opt_out = models.BooleanField(default=False)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    criteria_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The leads list: every sort is keyset-paged on (sort key, id).
+            models.Index(fields=["-score", "-id"], name="contact_score_idx"),
+            models.Index(fields=["stage", "-score", "-id"], name="contact_stage_score_idx"),
+            models.Index(fields=["-last_activity_at", "-id"], name="contact_activity_idx"),
+            models.Index(fields=["-created_at", "-id"], name="contact_created_idx"),
+            models.Index(fields=["grade"], name="contact_grade_idx"),
+            models.Index(fields=["trend"], name="contact_trend_idx"),
+            models.Index(fields=["channel"], name="contact_channel_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class StageChange(models.Model):
+    """One move in a contact's lifecycle. Written once by ``crm.lifecycle.move`` and never rewritten."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    at = models.DateTimeField()
+    by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    by_label = models.CharField(max_length=150, help_text='The user\'s name, or "scoring v<N>"')
+    reason = models.TextField(blank=True)
+    score = models.IntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "at"], name="stagechange_contact_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id}: {self.from_stage} → {self.to_stage}"

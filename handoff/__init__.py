@@ -1,0 +1,1 @@
+"""The marketing-to-sales handoff queue."""

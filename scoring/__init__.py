@@ -1,0 +1,1 @@
+"""Qualification criteria, score computation and stage rules."""

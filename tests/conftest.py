@@ -1,0 +1,154 @@
+"""Personas and real infrastructure for the tests.
+
+Mia is a marketer, Sam and Ria are sales reps, Ada is an admin, and Nick has an account but no role.
+The ``celery_worker`` fixture runs a real ``celery worker`` process against the test database and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from crm.accounts import create_user
+from crm.celery import HEARTBEAT_KEY
+from crm.redis_client import get_redis
+
+PASSWORD = "correct-horse-battery"
+CHROMIUM = "/usr/bin/chromium"
+# Chromium runs as root here, on a machine with no route out: the flags keep it from dialling home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis():
+    """The tests own the Redis database named by REDIS_URL: start from an empty one."""
+    get_redis().flushdb()
+
+
+def _persona(email: str, name: str, role: str | None):
+    if role is None:
+        return get_user_model().objects.create_user(username=email, email=email, password=PASSWORD)
+    return create_user(email=email, password=PASSWORD, role=role, name=name, validate=False)
+
+
+@pytest.fixture
+def marketer_mia(db):
+    return _persona("mia@baton.test", "Mia Marketer", "marketing")
+
+
+@pytest.fixture
+def rep_sam(db):
+    return _persona("sam@baton.test", "Sam Seller", "sales")
+
+
+@pytest.fixture
+def rep_ria(db):
+    return _persona("ria@baton.test", "Ria Rep", "sales")
+
+
+@pytest.fixture
+def admin_ada(db):
+    return _persona("ada@baton.test", "Ada Admin", "admin")
+
+
+@pytest.fixture
+def roleless_nick(db):
+    return _persona("nick@baton.test", "Nick Nobody", None)
+
+
+def database_url(settings_dict: dict) -> str:
+    host = quote(settings_dict["HOST"] or "", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    auth = quote(settings_dict["USER"] or "", safe="")
+    if settings_dict.get("PASSWORD"):
+        auth += ":" + quote(settings_dict["PASSWORD"], safe="")
+    return f"postgres://{auth}@{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the test database; yields its hostname once its heartbeat is seen."""
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm",
+            "worker",
+            "-l",
+            "warning",
+            "-c",
+            "2",
+            "-n",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=Path(settings.BASE_DIR),
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while get_redis().zscore(HEARTBEAT_KEY, hostname) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the Celery worker did not start")
+            time.sleep(0.1)
+        yield hostname
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("BATON_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
