@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import JSONField, Value
+from django.db.models.functions import Lower, Now
 
 
 class Stage(models.TextChoices):
@@ -31,12 +32,12 @@ class Trend(models.TextChoices):
 
 class Company(models.Model):
     name = models.CharField(max_length=200)
-    domain = models.CharField(max_length=253, blank=True)
+    domain = models.CharField(max_length=253, blank=True, default="", db_default="")
     size = models.PositiveIntegerField(null=True, blank=True, help_text="Number of employees")
-    industry = models.CharField(max_length=100, blank=True)
-    country = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    industry = models.CharField(max_length=100, blank=True, default="", db_default="")
+    country = models.CharField(max_length=100, blank=True, default="", db_default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
         verbose_name_plural = "companies"
@@ -48,36 +49,38 @@ class Company(models.Model):
 
 class Contact(models.Model):
     email = models.EmailField(max_length=254, unique=True)
-    first_name = models.CharField(max_length=100, blank=True)
-    last_name = models.CharField(max_length=100, blank=True)
-    phone = models.CharField(max_length=50, blank=True)
-    job_title = models.CharField(max_length=200, blank=True)
-    seniority = models.CharField(max_length=50, blank=True)
+    first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    last_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    phone = models.CharField(max_length=50, blank=True, default="", db_default="")
+    job_title = models.CharField(max_length=200, blank=True, default="", db_default="")
+    seniority = models.CharField(max_length=50, blank=True, default="", db_default="")
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
-    country = models.CharField(max_length=100, blank=True)
-    budget = models.CharField(max_length=100, blank=True)
-    authority = models.CharField(max_length=100, blank=True)
-    need = models.CharField(max_length=200, blank=True)
-    timeline = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True, default="", db_default="")
+    budget = models.CharField(max_length=100, blank=True, default="", db_default="")
+    authority = models.CharField(max_length=100, blank=True, default="", db_default="")
+    need = models.CharField(max_length=200, blank=True, default="", db_default="")
+    timeline = models.CharField(max_length=100, blank=True, default="", db_default="")
     # Any other profile field a form collects (progressive profiling), scorable by fit rules.
-    profile = models.JSONField(default=dict, blank=True)
+    profile = models.JSONField(default=dict, db_default=Value({}, JSONField()), blank=True)
 
-    channel = models.CharField(max_length=100, blank=True, help_text="First-touch channel")
-    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD)
-    score = models.IntegerField(default=0, help_text="fit + engagement, rounded")
-    fit_score = models.FloatField(default=0)
-    engagement_score = models.FloatField(default=0)
-    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C)
-    trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY)
+    channel = models.CharField(max_length=100, blank=True, default="", db_default="", help_text="First-touch channel")
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD, db_default=Stage.LEAD)
+    score = models.IntegerField(default=0, db_default=0, help_text="fit + engagement, rounded")
+    fit_score = models.FloatField(default=0, db_default=0)
+    engagement_score = models.FloatField(default=0, db_default=0)
+    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C, db_default=Grade.C)
+    trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY, db_default=Trend.STEADY)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"
     )
-    email_opt_out = models.BooleanField(default=False)
+    email_opt_out = models.BooleanField(default=False, db_default=False)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
     criteria_version = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Set when new activity or profile data arrives; cleared by the scoring worker once it has rescored.
+    stale_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
         indexes = [
@@ -89,6 +92,9 @@ class Contact(models.Model):
             models.Index(fields=["grade"], name="contact_grade_idx"),
             models.Index(fields=["trend"], name="contact_trend_idx"),
             models.Index(fields=["channel"], name="contact_channel_idx"),
+            models.Index(
+                fields=["stale_since"], name="contact_stale_idx", condition=models.Q(stale_since__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",
     "crm",
     "leads",
     "scoring",
@@ -116,8 +117,11 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = envstr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baton")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-if envbool("DATABASE_POOL", True):
+# Sync gunicorn workers and prefork Celery children each use one connection at a time: persistent
+# connections serve them well. DATABASE_POOL=true switches to psycopg's pool (for threaded servers).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if envbool("DATABASE_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": envint("DATABASE_POOL_SIZE", 8)}}
 
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")

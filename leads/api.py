@@ -1,0 +1,133 @@
+"""The public JSON API (v1) for events: /api/v1/events, /collect and /identify, with its OpenAPI document."""
+
+from __future__ import annotations
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from ninja import NinjaAPI
+
+from leads import auth, errors, ingest, parsing, ratelimit
+from leads.models import ApiKey
+from leads.schemas import Accepted, ErrorOut, EventBatch, EventIn, Identified, IdentifyIn
+
+
+class BatonAPI(NinjaAPI):
+    # Bodies we parse ourselves are described by these schemas; they join the document's components.
+    REQUEST_SCHEMAS = (EventIn, EventBatch, IdentifyIn)
+
+    def get_openapi_schema(self, **kwargs):
+        document = super().get_openapi_schema(**kwargs)
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in self.REQUEST_SCHEMAS:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components[model.__name__] = schema
+        return document
+
+
+api = BatonAPI(
+    title="Baton API",
+    version="1",
+    description="Send activity events, identify visitors and read scored contacts. Errors are always "
+    '`{"error", "message", "details"}`.',
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+SITE_KEY_TYPES = {"page_view", "identify", "form_submit"}
+ERRORS = dict.fromkeys((400, 401, 403, 413, 415, 429, 503), ErrorOut)
+
+
+def json_body(*schemas: type, media_type: str = "application/json") -> dict:
+    """An OpenAPI requestBody for bodies we parse ourselves (to answer in API.md's error shape)."""
+    refs = [{"$ref": f"#/components/schemas/{schema.__name__}"} for schema in schemas]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+
+
+@api.exception_handler(errors.ApiError)
+def on_api_error(request: HttpRequest, exc: errors.ApiError) -> HttpResponse:
+    return exc.response()
+
+
+@api.exception_handler(DatabaseError)
+def on_database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return errors.unavailable().response()
+    raise exc
+
+
+def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
+    ratelimit.take(key.source, len(events))
+    result = ingest.record(source=key.source, events=events, received_at=timezone.now())
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+
+
+@api.post("/events", response={202: Accepted, **ERRORS}, openapi_extra=json_body(EventIn, EventBatch), tags=["events"])
+def post_events(request: HttpRequest) -> HttpResponse:
+    """Send one event, or up to 1,000 as `{"events": [...]}`. Needs an `ingest` key. All or nothing."""
+    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+    events = parsing.parse_events(parsing.read_body(request, media_types=("application/json",)))
+    return _store(key, events)
+
+
+def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    origin = request.headers.get("Origin")
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    return response
+
+
+@api.post(
+    "/collect",
+    response={202: Accepted, **ERRORS},
+    openapi_extra=json_body(EventIn, EventBatch, media_type="text/plain"),
+    tags=["events"],
+)
+def collect(request: HttpRequest, key: str) -> HttpResponse:
+    """The tracking snippet's endpoint: the events body sent as text/plain with a site key (`?key=pk_…`)."""
+    try:
+        site_key = auth.site_key(request, key)
+        body = parsing.read_body(request, media_types=("text/plain", "application/json"))
+        events = parsing.parse_events(body)
+        refused = [i for i, e in enumerate(events) if e.type not in SITE_KEY_TYPES]
+        if refused:
+            raise errors.forbidden(f"A site key may send only {', '.join(sorted(SITE_KEY_TYPES))} events.")
+        response = _store(site_key, events)
+    except errors.ApiError as e:
+        response = e.response()
+        if e.status == 403 and "origin" in e.message:
+            return response  # no CORS grant for an origin we refuse
+    return _cors(response, request)
+
+
+@api.api_operation(["OPTIONS"], "/collect", include_in_schema=False)
+def collect_preflight(request: HttpRequest) -> HttpResponse:
+    response = _cors(HttpResponse(status=204), request)
+    response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type"
+    response["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+@api.post("/identify", response={200: Identified, **ERRORS}, openapi_extra=json_body(IdentifyIn), tags=["events"])
+def post_identify(request: HttpRequest) -> HttpResponse:
+    """Tie an anonymous visitor to a contact (created if needed); its earlier events join the contact."""
+    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+    body = parsing.read_body(request, media_types=("application/json",))
+    if not isinstance(body, dict):
+        raise errors.malformed('The body must be a JSON object: {"visitor_id": …, "email": …}.')
+    payload, details = parsing.validate(IdentifyIn, body)
+    if payload is None:
+        raise errors.invalid(details)
+    ratelimit.take(key.source, 1)
+    contact_id, result = ingest.identify(
+        source=key.source,
+        visitor_id=payload.visitor_id,
+        email=payload.email,
+        contact=payload.contact,
+        at=timezone.now(),
+    )
+    return JsonResponse({"contact_id": contact_id, "events_attached": result.attached})

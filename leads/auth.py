@@ -1,0 +1,56 @@
+"""Who is calling: a secret API key (Bearer) or a public site key used from an allowed origin."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.http import HttpRequest
+
+from leads import errors
+from leads.models import ApiKey
+
+
+def _lookup(raw: str) -> ApiKey:
+    key = ApiKey.objects.select_related("source").filter(hashed=ApiKey.hash(raw)).first()
+    if key is None:
+        raise errors.unauthorized("The API key is unknown; check it, or create one in the admin.")
+    if key.revoked_at is not None:
+        raise errors.unauthorized("The API key was revoked; create a new one in the admin.")
+    return key
+
+
+def bearer_key(request: HttpRequest, *, scope: str) -> ApiKey:
+    """The key in ``Authorization: Bearer <key>``, which must have ``scope``. Raises 401/403 ApiErrors."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise errors.unauthorized()
+    key = _lookup(raw.strip())
+    if key.scope != scope:
+        raise errors.forbidden(f"This is a {key.scope} key; this endpoint needs a key with scope '{scope}'.")
+    return key
+
+
+def origin_of(request: HttpRequest) -> str | None:
+    """The page's origin, from the Origin header or else the Referer."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        return origin
+    referer = request.headers.get("Referer", "")
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def site_key(request: HttpRequest, raw: str | None) -> ApiKey:
+    """A public site key, used from one of its source's allowed origins. Raises 401/403 ApiErrors."""
+    if not raw:
+        raise errors.unauthorized("Send the site key (pk_…) with the request.")
+    key = _lookup(raw)
+    if key.scope != ApiKey.Scope.SITE:
+        raise errors.forbidden("Only a site key (pk_…) may be used from a web page; never put a secret key there.")
+    origin = origin_of(request)
+    if origin is None or not key.source.allows_origin(origin):
+        raise errors.forbidden(f"The origin {origin or '(none)'} is not allowed for this site key.")
+    return key

@@ -1,0 +1,137 @@
+"""Event sources, their API keys, hosted forms, activity events and the visitor → contact link."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+
+class Source(models.Model):
+    """Where events come from: a website, an email tool, a webinar tool…"""
+
+    class Kind(models.TextChoices):
+        WEBSITE = "website", "Website"
+        EMAIL = "email", "Email tool"
+        WEBINAR = "webinar", "Webinar tool"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    allowed_origins = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Origins (scheme://host[:port]) whose pages may use this source's site key and hosted forms",
+    )
+    rate_limit = models.PositiveIntegerField(default=1000, help_text="Events per second, with bursts of twice that")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows_origin(self, origin: str) -> bool:
+        return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in self.allowed_origins}
+
+
+class ApiKey(models.Model):
+    """A key of a source. Secret keys are stored only as a SHA-256 hash (they are random, ~256 bits)."""
+
+    class Scope(models.TextChoices):
+        INGEST = "ingest", "Ingest (write events)"
+        READ = "read", "Read contacts"
+        SITE = "site", "Site key (public, page views and forms)"
+
+    PREFIXES = {Scope.INGEST: "bk_", Scope.READ: "bk_", Scope.SITE: "pk_"}
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="keys")
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to tell keys apart")
+    hashed = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.get_scope_display()}, {self.source})"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def generate(self) -> str:
+        """Give this (unsaved) key a fresh secret; returns the raw key, which is never stored."""
+        raw = self.PREFIXES[self.Scope(self.scope)] + secrets.token_urlsafe(32)
+        self.prefix, self.hashed = raw[:10], self.hash(raw)
+        return raw
+
+    @classmethod
+    def issue(cls, *, source: Source, scope: str) -> tuple[ApiKey, str]:
+        """Create a key; returns it with the raw key, which cannot be shown again."""
+        key = cls(source=source, scope=scope)
+        raw = key.generate()
+        key.save()
+        return key, raw
+
+    def revoke(self) -> None:
+        ApiKey.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+
+class Form(models.Model):
+    class Kind(models.TextChoices):
+        CONTENT = "content", "Content (whitepaper, e-book)"
+        WEBINAR = "webinar", "Webinar"
+        NEWSLETTER = "newsletter", "Newsletter"
+        DEMO_REQUEST = "demo_request", "Demo request"
+        CONTACT_REQUEST = "contact_request", "Contact request"
+        OTHER = "other", "Other (not yet classified)"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    thank_you_url = models.URLField(blank=True, help_text="Where a hosted form sends people after submitting")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class Event(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    client_id = models.CharField(max_length=128, help_text="The sender's id; a repeat is a duplicate")
+    contact = models.ForeignKey("crm.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    visitor_id = models.CharField(max_length=64, blank=True, default="")
+    type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    properties = models.JSONField(default=dict)
+    # The acquisition channel this event points at (utm_source, else an outside referrer's host).
+    channel = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "client_id"], name="event_unique_per_source")]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="event_contact_time_idx"),
+            models.Index(
+                fields=["visitor_id"], name="event_anonymous_visitor_idx", condition=models.Q(contact__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class Visitor(models.Model):
+    """An anonymous visitor id (the snippet's cookie) known to belong to a contact."""
+
+    visitor_id = models.CharField(max_length=64, primary_key=True)
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="visitors")
+    identified_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.visitor_id

@@ -1,0 +1,171 @@
+"""The shapes of what the JSON API receives and answers. They validate requests and write the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
+from django.utils import timezone
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+MAX_EVENTS = 1000
+MAX_PROPERTIES_BYTES = 16 * 1024
+MAX_PROPERTIES_DEPTH = 32
+MAX_FUTURE = timedelta(minutes=5)
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+FORM_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_email_validator = EmailValidator()
+
+
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid", message)
+
+
+def check_text(value: str) -> str:
+    """PostgreSQL stores neither NUL characters nor lone surrogates: refuse them rather than fail later."""
+    if "\x00" in value:
+        raise _problem("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _problem("must be valid Unicode text") from None
+    return value
+
+
+def check_email(value: str) -> str:
+    value = check_text(value).strip().lower()
+    try:
+        _email_validator(value)
+    except DjangoValidationError:
+        raise _problem("must be a valid email address") from None
+    if len(value) > 254:
+        raise _problem("must be at most 254 characters")
+    return value
+
+
+def check_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise _problem("must be an RFC 3339 timestamp with an offset, such as 2026-11-20T10:31:00Z")
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise _problem("is not a real date and time") from None
+    if moment > timezone.now() + MAX_FUTURE:
+        raise _problem("must not be more than 5 minutes in the future")
+    return moment
+
+
+def check_properties(value: dict[str, Any]) -> dict[str, Any]:
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_PROPERTIES_DEPTH:
+            raise _problem(f"must not nest deeper than {MAX_PROPERTIES_DEPTH} levels")
+        if isinstance(node, str):
+            check_text(node)
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                check_text(key)
+                walk(item, depth + 1)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+
+    walk(value, 1)
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+Email = Annotated[str, Field(max_length=320, examples=["ada@example.com"]), AfterValidator(check_email)]
+Timestamp = Annotated[datetime, Field(examples=["2026-11-20T10:31:00Z"]), BeforeValidator(check_timestamp)]
+
+
+def short(n: int) -> Any:
+    return Annotated[Text, StringConstraints(max_length=n)]
+
+
+class ContactFields(BaseModel):
+    """Profile fields to set on the contact; empty strings leave a field as it is."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    first_name: short(100) | None = None
+    last_name: short(100) | None = None
+    phone: short(50) | None = None
+    job_title: short(200) | None = None
+    company: short(200) | None = None
+    company_size: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    industry: short(100) | None = None
+    country: short(100) | None = None
+    budget: short(100) | None = None
+    authority: short(100) | None = None
+    need: short(200) | None = None
+    timeline: short(100) | None = None
+
+
+PROFILE_FIELDS = tuple(ContactFields.model_fields)
+
+
+class EventIn(BaseModel):
+    """One activity event."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[Text, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="Unique per source; a repeat is a duplicate and is stored once", examples=["evt_01"]
+    )
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(examples=["page_view"])
+    email: Email | None = None
+    visitor_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = None
+    occurred_at: Timestamp | None = Field(None, description="Default: receipt time; at most 5 minutes ahead")
+    properties: Annotated[dict[str, Any], AfterValidator(check_properties)] = Field(default_factory=dict)
+    contact: ContactFields | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        """The rules that span fields: (field, message) for each one broken."""
+        found = []
+        if self.email is None and self.visitor_id is None:
+            found.append(("email", "is required unless visitor_id is given"))
+        if self.type == "form_submit":
+            form = self.properties.get("form")
+            if not isinstance(form, str) or not FORM_SLUG.match(form):
+                found.append(("properties.form", "form_submit needs properties.form, a form slug such as 'demo'"))
+        if self.type == "identify" and (self.email is None or self.visitor_id is None):
+            found.append(("email", "identify needs both email and visitor_id"))
+        return found
+
+
+class EventBatch(BaseModel):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="New events stored")
+    duplicates: int = Field(description="Events already stored (sent before)")
+
+
+class IdentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    visitor_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+    email: Email
+    contact: ContactFields | None = None
+
+
+class Identified(BaseModel):
+    contact_id: int
+    events_attached: int
+
+
+class ErrorDetail(BaseModel):
+    index: int | None = None
+    field: str | None = None
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(examples=["invalid"])
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
