@@ -6,6 +6,7 @@ The ``celery_worker`` fixture runs a real ``celery worker`` process against the 
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -41,6 +42,37 @@ CHROMIUM_ARGS = [
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# Data that migrations create and the product relies on, by the migration functions that make it.
+REFERENCE_DATA = (
+    ("crm.migrations.0002_role_groups", "create_groups"),
+    ("leads.migrations.0002_default_forms", "create_forms"),
+)
+
+
+def restore_reference_data() -> None:
+    from django.apps import apps
+
+    for module, function in REFERENCE_DATA:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reference_data_at_start(django_db_setup, django_db_blocker):
+    """A reused test database may have been left empty by the last run's final transactional test."""
+    with django_db_blocker.unblock():
+        restore_reference_data()
+
+
+@pytest.fixture(autouse=True)
+def _restore_reference_data(request):
+    """Transactional tests end by emptying every table; put back what the migrations made (idempotently)."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction")
+    if transactional or {"transactional_db", "live_server"} & set(request.fixturenames):
+        restore_reference_data()
 
 
 @pytest.fixture(scope="session", autouse=True)
