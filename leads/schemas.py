@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -16,6 +16,8 @@ MAX_EVENTS = 1000
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_PROPERTIES_DEPTH = 32
 MAX_FUTURE = timedelta(minutes=5)
+MAX_OFFSET = timedelta(hours=14)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 FORM_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _email_validator = EmailValidator()
@@ -54,6 +56,11 @@ def check_timestamp(value: Any) -> datetime:
         moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError:
         raise _problem("is not a real date and time") from None
+    if abs(moment.utcoffset()) > MAX_OFFSET:
+        raise _problem("must have an offset between -14:00 and +14:00")
+    moment = moment.astimezone(UTC)
+    if moment < EARLIEST:
+        raise _problem("must not be before 1970")
     if moment > timezone.now() + MAX_FUTURE:
         raise _problem("must not be more than 5 minutes in the future")
     return moment

@@ -89,6 +89,14 @@ def test_occurred_at_defaults_to_receipt_and_keeps_the_offset_given(send):
             "occurred_at",
         ),
         ({"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "yesterday"}, "occurred_at"),
+        (
+            {"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "2026-01-25T22:56:15-23:13"},
+            "occurred_at",
+        ),
+        (
+            {"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "0413-01-25T22:56:15Z"},
+            "occurred_at",
+        ),
         ({"id": "1", "type": "page_view", "email": "a@example.com", "properties": []}, "properties"),
         ({"id": "1", "type": "form_submit", "email": "a@example.com", "properties": {}}, "properties.form"),
         (
