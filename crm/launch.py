@@ -1,4 +1,4 @@
-"""Local launcher: ``python -m crm.launch run`` (the product) or ``python -m crm.launch test [pytest args]``.
+"""Local launcher: ``python -m crm.launch run`` (the product), ``test [pytest args]`` or ``bench [names]``.
 
 Runs before Django is configured, so it reads the environment itself: with no ``DATABASE_URL`` it starts an
 embedded PostgreSQL (pgserver, data in ``var/pg``); with no ``REDIS_URL`` an embedded Redis (the
@@ -158,13 +158,26 @@ def test(args: list[str]) -> int:
         return subprocess.run([PYTHON, "-m", "pytest", *args], cwd=BASE_DIR, env=env).returncode
 
 
+def bench(names: list[str]) -> int:
+    with environment("baton") as env:
+        env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(30))
+        env.setdefault("HTTPS", "false")
+        for name in names or ["ingest"]:
+            code = subprocess.run([PYTHON, "-m", f"bench.{name}"], cwd=BASE_DIR, env=env).returncode
+            if code:
+                return code
+    return 0
+
+
 def main() -> int:
     command, *rest = sys.argv[1:] or ["run"]
     if command == "run":
         return run()
     if command == "test":
         return test(rest)
-    print("usage: python -m crm.launch run | test [pytest args]", file=sys.stderr)
+    if command == "bench":
+        return bench(rest)
+    print("usage: python -m crm.launch run | test [pytest args] | bench [names]", file=sys.stderr)
     return 2
 
 

@@ -119,10 +119,17 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baton")
 # Sync gunicorn workers and prefork Celery children each use one connection at a time: persistent
 # connections serve them well. DATABASE_POOL=true switches to psycopg's pool (for threaded servers).
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# No per-request health check (a round trip on every request): a connection that died fails one request,
+# which the API answers with 503 (clients retry safely), and is then replaced.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Server-side binding with prepared statements: the ingest statement is planned once per connection, not on
+# every request. (Turn off behind a transaction-pooling PgBouncer, which cannot keep prepared statements.)
+DATABASES["default"]["OPTIONS"] = (
+    {"server_side_binding": True, "prepare_threshold": 5} if envbool("DATABASE_PREPARED_STATEMENTS", True) else {}
+)
 if envbool("DATABASE_POOL", False):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": envint("DATABASE_POOL_SIZE", 8)}}
+    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": envint("DATABASE_POOL_SIZE", 8)}
 
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

@@ -1,15 +1,17 @@
 """The one ingest path behind the events API, the snippet's collect endpoint, identify and hosted forms.
 
-``record`` stores a validated request in one transaction of set-based statements (no query per event):
-it creates unknown contacts, companies and forms, links visitors to contacts, inserts the events with
-duplicates skipped, attaches a visitor's earlier anonymous events, applies profile fields and opt-outs,
-sets the first-touch channel, and marks every contact it touched as stale for the scoring worker.
+``record`` stores a validated request with one set-based SQL statement (``STORE``), atomic by itself:
+it upserts the contacts (profile fields, last activity, first-touch channel, the stale mark for the
+scoring worker) and their companies, links visitors to contacts and attaches their earlier anonymous
+events, creates unknown forms, and inserts the events with duplicates skipped. Only two rarer cases
+cost more: anonymous events of visitors linked earlier (one lookup first) and opt-outs (a second
+statement, in a transaction with the first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,18 +53,14 @@ class Recorded:
 
 
 @dataclass
-class _ContactChange:
+class _Contact:
+    """What one request says about one contact (by email)."""
+
     fields: dict[str, Any] = field(default_factory=dict)
-    company: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    opt_out: bool | None = None
     last_activity: datetime | None = None
-
-    def any(self) -> bool:
-        return bool(self.fields or self.company or self.extra or self.last_activity) or self.opt_out is not None
-
-    def saw(self, moment: datetime) -> None:
-        self.last_activity = max(self.last_activity or moment, moment)
+    first_channel: str = ""
+    opt_out: bool | None = None
 
 
 def channel_hint(properties: dict[str, Any]) -> str:
@@ -120,21 +118,103 @@ def _is_extra_field(key: str, value: Any) -> bool:
     )
 
 
+COLUMNS = ", ".join(CONTACT_TEXT_FIELDS)
+# Progressive profiling: a field given (non-empty) replaces the stored one; an empty one leaves it.
+KEEP_UNLESS_GIVEN = ", ".join(f"{f} = coalesce(nullif(EXCLUDED.{f}, ''), crm_contact.{f})" for f in CONTACT_TEXT_FIELDS)
+STORE = f"""
+WITH
+input AS (
+    SELECT * FROM unnest(
+        %(emails)s::text[], {", ".join(f"%({name})s::text[]" for name in CONTACT_TEXT_FIELDS)},
+        %(company)s::text[], %(company_size)s::int[], %(industry)s::text[], %(extra)s::jsonb[],
+        %(last_activity)s::timestamptz[], %(first_channel)s::text[]
+    ) AS i(email, {COLUMNS}, company, company_size, industry, extra, last_activity, first_channel)
+),
+links AS (
+    SELECT * FROM unnest(%(link_visitors)s::text[], %(link_emails)s::text[]) AS l(visitor_id, email)
+),
+companies AS (
+    INSERT INTO crm_company (name, size, industry)
+    SELECT DISTINCT ON (lower(company)) company, company_size, coalesce(industry, '')
+    FROM input WHERE company IS NOT NULL ORDER BY lower(company)
+    ON CONFLICT (lower(name)) DO UPDATE SET
+        size = coalesce(EXCLUDED.size, crm_company.size),
+        industry = coalesce(nullif(EXCLUDED.industry, ''), crm_company.industry),
+        updated_at = now()
+    RETURNING id, lower(name) AS key
+),
+anonymous AS (  -- what a newly linked visitor did before it was known: its first touch and last visit
+    SELECT l.email,
+        (array_agg(coalesce(nullif(e.channel, ''), s.name) ORDER BY e.occurred_at, e.id))[1] AS channel,
+        max(e.occurred_at) AS last_at
+    FROM links l
+    JOIN leads_event e ON e.visitor_id = l.visitor_id AND e.contact_id IS NULL
+    JOIN leads_source s ON s.id = e.source_id
+    GROUP BY l.email
+),
+contacts AS (
+    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, last_activity_at, stale_since, channel)
+    SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, co.id, i.extra,
+        greatest(i.last_activity, a.last_at), %(now)s, coalesce(a.channel, i.first_channel)
+    FROM input i
+    LEFT JOIN companies co ON co.key = lower(i.company)
+    LEFT JOIN anonymous a ON a.email = i.email
+    ORDER BY i.email  -- one lock order for every writer: two requests cannot deadlock
+    ON CONFLICT (email) DO UPDATE SET
+        {KEEP_UNLESS_GIVEN},
+        company_id = coalesce(EXCLUDED.company_id, crm_contact.company_id),
+        profile = crm_contact.profile || EXCLUDED.profile,
+        last_activity_at = greatest(crm_contact.last_activity_at, EXCLUDED.last_activity_at),
+        stale_since = coalesce(crm_contact.stale_since, EXCLUDED.stale_since),
+        channel = CASE WHEN crm_contact.channel <> '' THEN crm_contact.channel ELSE EXCLUDED.channel END,
+        updated_at = now()
+    RETURNING id, email
+),
+visitors AS (
+    INSERT INTO leads_visitor (visitor_id, contact_id, identified_at)
+    SELECT l.visitor_id, c.id, %(now)s FROM links l JOIN contacts c ON c.email = l.email
+    ON CONFLICT (visitor_id) DO UPDATE
+        SET contact_id = EXCLUDED.contact_id, identified_at = EXCLUDED.identified_at
+        WHERE leads_visitor.contact_id <> EXCLUDED.contact_id
+),
+attached AS (
+    UPDATE leads_event e SET contact_id = c.id
+    FROM links l JOIN contacts c ON c.email = l.email
+    WHERE e.visitor_id = l.visitor_id AND e.contact_id IS NULL
+    RETURNING e.id
+),
+forms AS (  -- a form_submit naming an unknown form creates it, kind "other", for an admin to classify
+    INSERT INTO leads_form (slug, name, kind, thank_you_url, created_at)
+    SELECT slug, slug, 'other', '', %(now)s FROM unnest(%(forms)s::text[]) AS slug ORDER BY 1
+    ON CONFLICT (slug) DO NOTHING
+),
+stored AS (
+    INSERT INTO leads_event
+        (source_id, client_id, contact_id, visitor_id, type, occurred_at, received_at, properties, channel)
+    SELECT %(source)s, e.client_id, c.id, e.visitor_id, e.type, e.occurred_at, %(now)s, e.properties, e.channel
+    FROM unnest(
+        %(ids)s::text[], %(event_emails)s::text[], %(visitor_ids)s::text[], %(types)s::text[],
+        %(occurred)s::timestamptz[], %(properties)s::jsonb[], %(channels)s::text[]
+    ) AS e(client_id, email, visitor_id, type, occurred_at, properties, channel)
+    LEFT JOIN contacts c ON c.email = e.email
+    ORDER BY e.client_id
+    ON CONFLICT (source_id, client_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM attached), (SELECT array_agg(id ORDER BY id) FROM contacts)
+"""
+
+
 def record(*, source: Source, events: list[EventIn], received_at: datetime) -> Recorded:
     """Store validated events of ``source``. Safe to run twice: repeated event ids count as duplicates.
 
-    All or nothing, in one transaction; retried on a deadlock. Returns what was stored and which
-    contacts were marked stale (they need rescoring).
+    All or nothing. Every contact named is marked stale (to be rescored), a repeat included. Retried on
+    a deadlock. Returns what was stored and the ids of the contacts marked stale.
     """
-    for attempt in range(DEADLOCK_RETRIES):
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                return _Batch(cursor, source, received_at).record(events)
-        except OperationalError as e:
-            if getattr(e.__cause__, "sqlstate", None) != "40P01" or attempt == DEADLOCK_RETRIES - 1:
-                raise
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+    events = sorted(events, key=lambda e: (e.occurred_at or received_at, e.id))
+    links = {e.visitor_id: e.email for e in events if e.email and e.visitor_id}
+    anonymous = sorted({e.visitor_id for e in events if not e.email and e.visitor_id} - set(links))
+    return _store(source, received_at, events, links, anonymous, contact=None)
 
 
 def identify(
@@ -144,225 +224,94 @@ def identify(
 
     Returns the contact's id and what changed. Safe to run twice (the second attaches nothing).
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        return _Batch(cursor, source, at).identify(visitor_id, email, contact)
+    result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact))
+    return result.contact_ids[0], result
 
 
-class _Batch:
-    def __init__(self, cursor, source: Source, now: datetime):
-        self.cursor, self.source, self.now = cursor, source, now
-        self.changes: dict[int, _ContactChange] = defaultdict(_ContactChange)
+def _store(source, now, events, links, anonymous, *, contact) -> Recorded:
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            with connection.cursor() as cursor:
+                email_of = {**_known_visitors(cursor, anonymous), **links}
+                contacts = _contacts(events, email_of, source, now)
+                if contact is not None:
+                    email, fields = contact
+                    _apply_fields(contacts.setdefault(email, _Contact()), fields)
+                opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
+                with transaction.atomic() if opt_outs else contextlib.nullcontext():
+                    cursor.execute(STORE, _parameters(source, now, events, contacts, links, email_of))
+                    accepted, attached, contact_ids = cursor.fetchone()
+                    if opt_outs:
+                        cursor.execute(
+                            "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
+                            " AS o(email, value) WHERE c.email = o.email",
+                            [list(opt_outs), list(opt_outs.values())],
+                        )
+            return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
+        except OperationalError as e:
+            if getattr(e.__cause__, "sqlstate", None) != "40P01" or attempt == DEADLOCK_RETRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
 
-    def record(self, events: list[EventIn]) -> Recorded:
-        events = sorted(events, key=lambda e: (e.occurred_at or self.now, e.id))
-        contact_of = self._contact_ids(sorted({e.email for e in events if e.email}))
-        links = {e.visitor_id: contact_of[e.email] for e in events if e.email and e.visitor_id}
-        result = Recorded(attached=self._link_visitors(links))
-        anonymous = sorted({e.visitor_id for e in events if not e.email and e.visitor_id} - set(links))
-        contact_of_visitor = {**self._known_visitors(anonymous), **links}
-        self._create_unknown_forms(sorted({e.properties["form"] for e in events if e.type == "form_submit"}))
 
-        rows = []
-        for event in events:
-            contact_id = contact_of[event.email] if event.email else contact_of_visitor.get(event.visitor_id)
-            rows.append((event, contact_id))
-            if contact_id is None:
-                continue
-            change = self.changes[contact_id]
-            fields, extra = profile_of(event)
-            change.company = fields.pop("company", change.company)
-            change.fields.update(fields)
-            change.extra.update(extra)
-            if event.type in OPT_OUT:
-                change.opt_out = OPT_OUT[event.type]
-        result.accepted = self._insert_events(rows)
-        result.duplicates = len(events) - result.accepted
-        result.contact_ids = self._update_contacts()
-        return result
+def _known_visitors(cursor, visitors: list[str]) -> dict[str, str]:
+    """The contacts' emails of visitors linked by earlier requests."""
+    if not visitors:
+        return {}
+    cursor.execute(
+        "SELECT v.visitor_id, c.email FROM leads_visitor v JOIN crm_contact c ON c.id = v.contact_id"
+        " WHERE v.visitor_id = ANY(%s)",
+        [visitors],
+    )
+    return dict(cursor.fetchall())
 
-    def identify(self, visitor_id: str, email: str, contact: ContactFields | None) -> tuple[int, Recorded]:
-        contact_id = self._contact_ids([email])[email]
-        result = Recorded(attached=self._link_visitors({visitor_id: contact_id}))
-        change = self.changes[contact_id]
-        if contact is not None:
-            change.fields.update({k: v for k, v in contact.model_dump(exclude_none=True).items() if v != ""})
-            change.company = change.fields.pop("company", change.company)
-        result.contact_ids = self._update_contacts()
-        return contact_id, result
 
-    def _contact_ids(self, emails: list[str]) -> dict[str, int]:
-        """Ids of the contacts with these emails, creating the missing ones (in email order, against deadlocks)."""
-        if not emails:
-            return {}
-        self.cursor.execute(
-            """
-            WITH created AS (
-                INSERT INTO crm_contact (email) SELECT unnest(%s::text[]) ORDER BY 1
-                ON CONFLICT (email) DO NOTHING RETURNING id, email
-            )
-            SELECT id, email FROM created
-            UNION ALL SELECT id, email FROM crm_contact WHERE email = ANY(%s)
-            """,
-            [emails, emails],
-        )
-        found = {email: pk for pk, email in self.cursor.fetchall()}
-        missing = [e for e in emails if e not in found]
-        if missing:  # created by a concurrent request after this statement's snapshot was taken
-            self.cursor.execute("SELECT id, email FROM crm_contact WHERE email = ANY(%s)", [missing])
-            found.update({email: pk for pk, email in self.cursor.fetchall()})
-        return found
+def _apply_fields(contact: _Contact, fields: ContactFields | None) -> None:
+    if fields is not None:
+        contact.fields.update({k: v for k, v in fields.model_dump(exclude_none=True).items() if v != ""})
 
-    def _link_visitors(self, links: dict[str, int]) -> int:
-        """Record visitor → contact links and attach those visitors' anonymous events. Returns how many."""
-        if not links:
-            return 0
-        visitors, contacts = list(links), list(links.values())
-        self.cursor.execute(
-            """
-            INSERT INTO leads_visitor (visitor_id, contact_id, identified_at)
-            SELECT v, c, %s FROM unnest(%s::text[], %s::bigint[]) AS link(v, c)
-            ON CONFLICT (visitor_id) DO UPDATE
-                SET contact_id = EXCLUDED.contact_id, identified_at = EXCLUDED.identified_at
-            WHERE leads_visitor.contact_id <> EXCLUDED.contact_id
-            """,
-            [self.now, visitors, contacts],
-        )
-        self.cursor.execute(
-            """
-            UPDATE leads_event e SET contact_id = link.c
-            FROM unnest(%s::text[], %s::bigint[]) AS link(v, c)
-            WHERE e.visitor_id = link.v AND e.contact_id IS NULL
-            RETURNING e.contact_id, e.occurred_at
-            """,
-            [visitors, contacts],
-        )
-        attached = self.cursor.fetchall()
-        for contact_id, occurred_at in attached:
-            self.changes[contact_id].saw(occurred_at)
-        return len(attached)
 
-    def _known_visitors(self, visitors: list[str]) -> dict[str, int]:
-        if not visitors:
-            return {}
-        self.cursor.execute("SELECT visitor_id, contact_id FROM leads_visitor WHERE visitor_id = ANY(%s)", [visitors])
-        return dict(self.cursor.fetchall())
+def _contacts(events: list[EventIn], email_of: dict[str, str], source: Source, now: datetime) -> dict[str, _Contact]:
+    """Fold the events (oldest first) into what they say about each contact."""
+    contacts: dict[str, _Contact] = {}
+    for event in events:
+        email = event.email or email_of.get(event.visitor_id)
+        if email is None:
+            continue
+        contact = contacts.get(email)
+        if contact is None:
+            contact = contacts[email] = _Contact(first_channel=channel_hint(event.properties) or source.name)
+        fields, extra = profile_of(event)
+        contact.fields.update(fields)
+        contact.extra.update(extra)
+        moment = event.occurred_at or now
+        contact.last_activity = max(contact.last_activity or moment, moment)
+        if event.type in OPT_OUT:
+            contact.opt_out = OPT_OUT[event.type]
+    return contacts
 
-    def _create_unknown_forms(self, slugs: list[str]) -> None:
-        """A form_submit naming an unknown slug creates that form, kind "other", for an admin to classify."""
-        if slugs:
-            self.cursor.execute(
-                """
-                INSERT INTO leads_form (slug, name, kind, thank_you_url, created_at)
-                SELECT s, s, 'other', '', %s FROM unnest(%s::text[]) AS s ORDER BY 1
-                ON CONFLICT (slug) DO NOTHING
-                """,
-                [self.now, slugs],
-            )
 
-    def _insert_events(self, rows: list[tuple[EventIn, int | None]]) -> int:
-        """Insert events, skipping ids this source already sent; returns how many were new."""
-        rows = sorted(rows, key=lambda row: row[0].id)
-        self.cursor.execute(
-            """
-            WITH stored AS (
-                INSERT INTO leads_event
-                    (source_id, client_id, contact_id, visitor_id, type, occurred_at, received_at, properties, channel)
-                SELECT %s, e.client_id, e.contact_id, e.visitor_id, e.type, e.occurred_at, %s, e.properties, e.channel
-                FROM unnest(
-                    %s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[]
-                ) AS e(client_id, contact_id, visitor_id, type, occurred_at, properties, channel)
-                ON CONFLICT (source_id, client_id) DO NOTHING
-                RETURNING contact_id, occurred_at
-            )
-            SELECT contact_id, max(occurred_at), count(*) FROM stored GROUP BY contact_id
-            """,
-            [
-                self.source.pk,
-                self.now,
-                [e.id for e, _ in rows],
-                [c for _, c in rows],
-                [e.visitor_id or "" for e, _ in rows],
-                [e.type for e, _ in rows],
-                [e.occurred_at or self.now for e, _ in rows],
-                [Jsonb(e.properties) for e, _ in rows],
-                [channel_hint(e.properties) for e, _ in rows],
-            ],
-        )
-        accepted = 0
-        for contact_id, last, count in self.cursor.fetchall():
-            accepted += count
-            if contact_id is not None:
-                self.changes[contact_id].saw(last)
-        return accepted
-
-    def _company_ids(self) -> dict[str, int]:
-        companies: dict[str, dict[str, Any]] = {}
-        for change in self.changes.values():
-            if change.company:
-                facts = companies.setdefault(change.company.lower(), {"name": change.company})
-                for key, column in (("company_size", "size"), ("industry", "industry")):
-                    if key in change.fields:
-                        facts[column] = change.fields[key]
-        if not companies:
-            return {}
-        names = sorted(companies)
-        self.cursor.execute(
-            """
-            INSERT INTO crm_company (name) SELECT unnest(%s::text[]) ORDER BY 1
-            ON CONFLICT (lower(name)) DO NOTHING
-            """,
-            [[companies[n]["name"] for n in names]],
-        )
-        self.cursor.execute(
-            """
-            UPDATE crm_company c SET size = coalesce(f.size, c.size),
-                industry = coalesce(f.industry, c.industry), updated_at = %s
-            FROM unnest(%s::text[], %s::int[], %s::text[]) AS f(name, size, industry)
-            WHERE lower(c.name) = f.name AND (f.size IS NOT NULL OR f.industry IS NOT NULL)
-            """,
-            [self.now, names, [companies[n].get("size") for n in names], [companies[n].get("industry") for n in names]],
-        )
-        self.cursor.execute("SELECT lower(name), id FROM crm_company WHERE lower(name) = ANY(%s)", [names])
-        return dict(self.cursor.fetchall())
-
-    def _update_contacts(self) -> list[int]:
-        """Apply profile fields, opt-outs, last activity and first-touch channel; mark the contacts stale."""
-        changes = {pk: change for pk, change in self.changes.items() if change.any()}
-        if not changes:
-            return []
-        company_ids = self._company_ids()
-        ids = sorted(changes)
-        # Lock in id order, as every writer of contacts here does, so two requests cannot deadlock.
-        self.cursor.execute("SELECT 1 FROM crm_contact WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
-        columns = ", ".join(f"{name} = coalesce(v.{name}, c.{name})" for name in CONTACT_TEXT_FIELDS)
-        arrays = ", ".join("%s::text[]" for _ in CONTACT_TEXT_FIELDS)
-        names = ", ".join(CONTACT_TEXT_FIELDS)
-        self.cursor.execute(
-            f"""
-            UPDATE crm_contact c SET {columns},
-                company_id = coalesce(v.company_id, c.company_id),
-                profile = c.profile || v.extra,
-                email_opt_out = coalesce(v.opt_out, c.email_opt_out),
-                last_activity_at = greatest(c.last_activity_at, v.last_activity),
-                stale_since = coalesce(c.stale_since, %s),
-                updated_at = %s,
-                channel = CASE WHEN c.channel <> '' THEN c.channel ELSE coalesce((
-                    SELECT coalesce(nullif(e.channel, ''), s.name) FROM leads_event e
-                    JOIN leads_source s ON s.id = e.source_id
-                    WHERE e.contact_id = c.id ORDER BY e.occurred_at, e.id LIMIT 1), '') END
-            FROM unnest(%s::bigint[], {arrays}, %s::bigint[], %s::jsonb[], %s::bool[], %s::timestamptz[])
-                AS v(id, {names}, company_id, extra, opt_out, last_activity)
-            WHERE c.id = v.id
-            """,
-            [
-                self.now,
-                self.now,
-                ids,
-                *([changes[pk].fields.get(name) for pk in ids] for name in CONTACT_TEXT_FIELDS),
-                [company_ids.get((changes[pk].company or "").lower()) for pk in ids],
-                [Jsonb(changes[pk].extra) for pk in ids],
-                [changes[pk].opt_out for pk in ids],
-                [changes[pk].last_activity for pk in ids],
-            ],
-        )
-        return ids
+def _parameters(source, now, events, contacts, links, email_of) -> dict[str, Any]:
+    emails = sorted(contacts)
+    rows = [contacts[email] for email in emails]
+    by_id = sorted(events, key=lambda e: e.id)
+    return {
+        "now": now,
+        "source": source.pk,
+        "emails": emails,
+        **{name: [row.fields.get(name) for row in rows] for name in (*CONTACT_TEXT_FIELDS, *COMPANY_FIELDS)},
+        "extra": [Jsonb(row.extra) for row in rows],
+        "last_activity": [row.last_activity for row in rows],
+        "first_channel": [row.first_channel for row in rows],
+        "link_visitors": list(links),
+        "link_emails": list(links.values()),
+        "forms": sorted({e.properties["form"] for e in events if e.type == "form_submit"}),
+        "ids": [e.id for e in by_id],
+        "event_emails": [e.email or email_of.get(e.visitor_id) for e in by_id],
+        "visitor_ids": [e.visitor_id or "" for e in by_id],
+        "types": [e.type for e in by_id],
+        "occurred": [e.occurred_at or now for e in by_id],
+        "properties": [Jsonb(e.properties) for e in by_id],
+        "channels": [channel_hint(e.properties) for e in by_id],
+    }

@@ -337,13 +337,16 @@ def test_new_activity_marks_the_contact_stale_and_moves_last_activity(send):
     assert ada.last_activity_at.isoformat() == "2026-11-01T10:00:00+00:00"
 
 
-def test_a_pure_duplicate_does_not_mark_the_contact_stale(send):
-    send(page_view(1))
-    Contact.objects.update(stale_since=None)
+def test_a_repeated_event_changes_nothing_but_the_stale_mark(send):
+    send(page_view(1, occurred_at="2026-11-01T10:00:00Z", contact={"job_title": "CTO"}))
+    before = Contact.objects.values().get()
 
-    send(page_view(1))
+    send(page_view(1, occurred_at="2026-11-01T10:00:00Z", contact={"job_title": "CTO"}))
 
-    assert Contact.objects.get().stale_since is None
+    after = Contact.objects.values().get()
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
 
 
 @pytest.mark.parametrize(

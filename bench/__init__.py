@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): each prints its figures as a table. Not part of the test suite."""
