@@ -77,8 +77,6 @@ class Contact(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
     criteria_version = models.PositiveIntegerField(null=True, blank=True)
-    # Set when new activity or profile data arrives; cleared by the scoring worker once it has rescored.
-    stale_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
@@ -92,9 +90,6 @@ class Contact(models.Model):
             models.Index(fields=["grade"], name="contact_grade_idx"),
             models.Index(fields=["trend"], name="contact_trend_idx"),
             models.Index(fields=["channel"], name="contact_channel_idx"),
-            models.Index(
-                fields=["stale_since"], name="contact_stale_idx", condition=models.Q(stale_since__isnull=False)
-            ),
         ]
 
     def __str__(self) -> str:
@@ -107,6 +102,29 @@ class Contact(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class ContactActivity(models.Model):
+    """What every ingest writes about a contact, kept off the wide, much-indexed contact row.
+
+    Ingest moves ``last_event_at`` and sets ``stale_since``; the scoring worker rescores stale contacts,
+    copies ``last_event_at`` to ``Contact.last_activity_at`` and clears ``stale_since``.
+    """
+
+    contact = models.OneToOneField(Contact, primary_key=True, on_delete=models.CASCADE, related_name="activity")
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    stale_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "contact activity"
+        indexes = [
+            models.Index(
+                fields=["stale_since"], name="activity_stale_idx", condition=models.Q(stale_since__isnull=False)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"activity of contact {self.contact_id}"
 
 
 class StageChange(models.Model):

@@ -1,11 +1,11 @@
 """The one ingest path behind the events API, the snippet's collect endpoint, identify and hosted forms.
 
 ``record`` stores a validated request with one set-based SQL statement (``STORE``), atomic by itself:
-it upserts the contacts (profile fields, last activity, first-touch channel, the stale mark for the
-scoring worker) and their companies, links visitors to contacts and attaches their earlier anonymous
-events, creates unknown forms, and inserts the events with duplicates skipped. Only two rarer cases
-cost more: anonymous events of visitors linked earlier (one lookup first) and opt-outs (a second
-statement, in a transaction with the first).
+it upserts the contacts (profile fields, first-touch channel) and their companies, records their
+activity (last event, the stale mark for the scoring worker), links visitors to contacts and
+attaches their earlier anonymous events, creates unknown forms, and inserts the events (duplicates
+skipped). Two rarer cases cost more: anonymous events of visitors linked earlier (one lookup first)
+and opt-outs (a second statement, in a transaction with the first).
 """
 
 from __future__ import annotations
@@ -152,10 +152,10 @@ anonymous AS (  -- what a newly linked visitor did before it was known: its firs
     JOIN leads_source s ON s.id = e.source_id
     GROUP BY l.email
 ),
-contacts AS (
-    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, last_activity_at, stale_since, channel)
+contacts AS (  -- only profile columns change here, none of them indexed: the update can stay HOT
+    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel)
     SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, co.id, i.extra,
-        greatest(i.last_activity, a.last_at), %(now)s, coalesce(a.channel, i.first_channel)
+        coalesce(a.channel, i.first_channel)
     FROM input i
     LEFT JOIN companies co ON co.key = lower(i.company)
     LEFT JOIN anonymous a ON a.email = i.email
@@ -164,11 +164,18 @@ contacts AS (
         {KEEP_UNLESS_GIVEN},
         company_id = coalesce(EXCLUDED.company_id, crm_contact.company_id),
         profile = crm_contact.profile || EXCLUDED.profile,
-        last_activity_at = greatest(crm_contact.last_activity_at, EXCLUDED.last_activity_at),
-        stale_since = coalesce(crm_contact.stale_since, EXCLUDED.stale_since),
         channel = CASE WHEN crm_contact.channel <> '' THEN crm_contact.channel ELSE EXCLUDED.channel END,
         updated_at = now()
     RETURNING id, email
+),
+activity AS (  -- the stale mark the scoring worker looks for, and the newest activity it will publish
+    INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
+    SELECT c.id, greatest(i.last_activity, a.last_at), %(now)s
+    FROM input i JOIN contacts c ON c.email = i.email LEFT JOIN anonymous a ON a.email = i.email
+    ORDER BY c.id
+    ON CONFLICT (contact_id) DO UPDATE SET
+        last_event_at = greatest(crm_contactactivity.last_event_at, EXCLUDED.last_event_at),
+        stale_since = coalesce(crm_contactactivity.stale_since, EXCLUDED.stale_since)
 ),
 visitors AS (
     INSERT INTO leads_visitor (visitor_id, contact_id, identified_at)

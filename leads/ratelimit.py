@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import cache
 
 import redis
 
@@ -28,6 +29,11 @@ redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return tostring(wait)
 """
+
+
+@cache
+def _token_bucket() -> redis.commands.core.Script:
+    return get_redis().register_script(TOKEN_BUCKET)  # EVALSHA: the script is sent once, not per request
 
 
 def burst_of(source: Source) -> int:

@@ -332,9 +332,9 @@ def test_new_activity_marks_the_contact_stale_and_moves_last_activity(send):
     send(page_view(1, occurred_at="2026-11-01T10:00:00Z"))
     send(page_view(2, occurred_at="2026-10-01T10:00:00Z"))
 
-    ada = Contact.objects.get()
-    assert ada.stale_since is not None
-    assert ada.last_activity_at.isoformat() == "2026-11-01T10:00:00+00:00"
+    activity = Contact.objects.get().activity
+    assert activity.stale_since is not None
+    assert activity.last_event_at.isoformat() == "2026-11-01T10:00:00+00:00"
 
 
 def test_a_repeated_event_changes_nothing_but_the_stale_mark(send):

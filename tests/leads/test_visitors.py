@@ -34,7 +34,7 @@ def test_identify_attaches_the_visitors_earlier_events(client, send, ingest_key)
     ada = Contact.objects.get()
     assert response.json() == {"contact_id": ada.pk, "events_attached": 2}
     assert ada.first_name == "Ada"
-    assert ada.stale_since is not None
+    assert ada.activity.stale_since is not None
     assert Event.objects.filter(contact=None).count() == 1
 
 
