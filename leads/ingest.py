@@ -1,6 +1,6 @@
 """The one ingest path behind the events API, the snippet's collect endpoint, identify and hosted forms.
 
-``record`` stores a validated request with one set-based SQL statement (``STORE``), atomic by itself:
+``record`` stores a validated request with one set-based SQL statement (``store_statement``), atomic by itself:
 it upserts the contacts (profile fields, first-touch channel) and their companies, records their
 activity (last event, the stale mark for the scoring worker), links visitors to contacts and
 attaches their earlier anonymous events, creates unknown forms, and inserts the events (duplicates
@@ -14,6 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,19 +122,15 @@ def _is_extra_field(key: str, value: Any) -> bool:
 COLUMNS = ", ".join(CONTACT_TEXT_FIELDS)
 # Progressive profiling: a field given (non-empty) replaces the stored one; an empty one leaves it.
 KEEP_UNLESS_GIVEN = ", ".join(f"{f} = coalesce(nullif(EXCLUDED.{f}, ''), crm_contact.{f})" for f in CONTACT_TEXT_FIELDS)
-STORE = f"""
-WITH
-input AS (
+
+INPUT = f"""input AS (
     SELECT * FROM unnest(
         %(emails)s::text[], {", ".join(f"%({name})s::text[]" for name in CONTACT_TEXT_FIELDS)},
         %(company)s::text[], %(company_size)s::int[], %(industry)s::text[], %(extra)s::jsonb[],
         %(last_activity)s::timestamptz[], %(first_channel)s::text[]
     ) AS i(email, {COLUMNS}, company, company_size, industry, extra, last_activity, first_channel)
-),
-links AS (
-    SELECT * FROM unnest(%(link_visitors)s::text[], %(link_emails)s::text[]) AS l(visitor_id, email)
-),
-companies AS (
+)"""
+COMPANIES = """companies AS (
     INSERT INTO crm_company (name, size, industry)
     SELECT DISTINCT ON (lower(company)) company, company_size, coalesce(industry, '')
     FROM input WHERE company IS NOT NULL ORDER BY lower(company)
@@ -142,6 +139,9 @@ companies AS (
         industry = coalesce(nullif(EXCLUDED.industry, ''), crm_company.industry),
         updated_at = now()
     RETURNING id, lower(name) AS key
+)"""
+LINKS = """links AS (
+    SELECT * FROM unnest(%(link_visitors)s::text[], %(link_emails)s::text[]) AS l(visitor_id, email)
 ),
 anonymous AS (  -- what a newly linked visitor did before it was known: its first touch and last visit
     SELECT l.email,
@@ -151,33 +151,8 @@ anonymous AS (  -- what a newly linked visitor did before it was known: its firs
     JOIN leads_event e ON e.visitor_id = l.visitor_id AND e.contact_id IS NULL
     JOIN leads_source s ON s.id = e.source_id
     GROUP BY l.email
-),
-contacts AS (  -- only profile columns change here, none of them indexed: the update can stay HOT
-    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel)
-    SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, co.id, i.extra,
-        coalesce(a.channel, i.first_channel)
-    FROM input i
-    LEFT JOIN companies co ON co.key = lower(i.company)
-    LEFT JOIN anonymous a ON a.email = i.email
-    ORDER BY i.email  -- one lock order for every writer: two requests cannot deadlock
-    ON CONFLICT (email) DO UPDATE SET
-        {KEEP_UNLESS_GIVEN},
-        company_id = coalesce(EXCLUDED.company_id, crm_contact.company_id),
-        profile = crm_contact.profile || EXCLUDED.profile,
-        channel = CASE WHEN crm_contact.channel <> '' THEN crm_contact.channel ELSE EXCLUDED.channel END,
-        updated_at = now()
-    RETURNING id, email
-),
-activity AS (  -- the stale mark the scoring worker looks for, and the newest activity it will publish
-    INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
-    SELECT c.id, greatest(i.last_activity, a.last_at), %(now)s
-    FROM input i JOIN contacts c ON c.email = i.email LEFT JOIN anonymous a ON a.email = i.email
-    ORDER BY c.id
-    ON CONFLICT (contact_id) DO UPDATE SET
-        last_event_at = greatest(crm_contactactivity.last_event_at, EXCLUDED.last_event_at),
-        stale_since = coalesce(crm_contactactivity.stale_since, EXCLUDED.stale_since)
-),
-visitors AS (
+)"""
+LINKED = """visitors AS (
     INSERT INTO leads_visitor (visitor_id, contact_id, identified_at)
     SELECT l.visitor_id, c.id, %(now)s FROM links l JOIN contacts c ON c.email = l.email
     ON CONFLICT (visitor_id) DO UPDATE
@@ -189,13 +164,13 @@ attached AS (
     FROM links l JOIN contacts c ON c.email = l.email
     WHERE e.visitor_id = l.visitor_id AND e.contact_id IS NULL
     RETURNING e.id
-),
-forms AS (  -- a form_submit naming an unknown form creates it, kind "other", for an admin to classify
+)"""
+FORMS = """forms AS (  -- a form_submit naming an unknown form creates it, kind "other", for an admin to classify
     INSERT INTO leads_form (slug, name, kind, thank_you_url, created_at)
     SELECT slug, slug, 'other', '', %(now)s FROM unnest(%(forms)s::text[]) AS slug ORDER BY 1
     ON CONFLICT (slug) DO NOTHING
-),
-stored AS (
+)"""
+STORED = """stored AS (
     INSERT INTO leads_event
         (source_id, client_id, contact_id, visitor_id, type, occurred_at, received_at, properties, channel)
     SELECT %(source)s, e.client_id, c.id, e.visitor_id, e.type, e.occurred_at, %(now)s, e.properties, e.channel
@@ -207,9 +182,60 @@ stored AS (
     ORDER BY e.client_id
     ON CONFLICT (source_id, client_id) DO NOTHING
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM attached), (SELECT array_agg(id ORDER BY id) FROM contacts)
-"""
+)"""
+
+
+@cache
+def store_statement(*, companies: bool, links: bool, forms: bool) -> str:
+    """The one statement that stores a request, with only the parts it needs (each variant is prepared once).
+
+    Its CTEs cannot see one another's writes: so new contacts are inserted with all they carry, and events
+    find their contacts through the RETURNING rows of ``contacts``.
+    """
+    company = "co.id" if companies else "NULL::bigint"
+    first_touch = "coalesce(a.channel, i.first_channel)" if links else "i.first_channel"
+    last_event = "greatest(i.last_activity, a.last_at)" if links else "i.last_activity"
+    anonymous = "LEFT JOIN anonymous a ON a.email = i.email" if links else ""
+    contacts = f"""contacts AS (  -- only profile columns change here, none of them indexed: the update can stay HOT
+    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel)
+    SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, {company}, i.extra,
+        {first_touch}
+    FROM input i
+    {"LEFT JOIN companies co ON co.key = lower(i.company)" if companies else ""}
+    {anonymous}
+    ORDER BY i.email  -- one lock order for every writer: two requests cannot deadlock
+    ON CONFLICT (email) DO UPDATE SET
+        {KEEP_UNLESS_GIVEN},
+        company_id = coalesce(EXCLUDED.company_id, crm_contact.company_id),
+        profile = crm_contact.profile || EXCLUDED.profile,
+        channel = CASE WHEN crm_contact.channel <> '' THEN crm_contact.channel ELSE EXCLUDED.channel END,
+        updated_at = now()
+    RETURNING id, email
+),
+activity AS (  -- the stale mark the scoring worker looks for, and the newest activity it will publish
+    INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
+    SELECT c.id, {last_event}, %(now)s
+    FROM input i JOIN contacts c ON c.email = i.email {anonymous}
+    ORDER BY c.id
+    ON CONFLICT (contact_id) DO UPDATE SET
+        last_event_at = greatest(crm_contactactivity.last_event_at, EXCLUDED.last_event_at),
+        stale_since = coalesce(crm_contactactivity.stale_since, EXCLUDED.stale_since)
+)"""
+    parts = [
+        INPUT,
+        COMPANIES if companies else "",
+        LINKS if links else "",
+        contacts,
+        LINKED if links else "",
+        FORMS if forms else "",
+        STORED,
+    ]
+    attached = "(SELECT count(*) FROM attached)" if links else "0"
+    return (
+        "WITH "
+        + ",\n".join(part for part in parts if part)
+        + f"\nSELECT (SELECT count(*) FROM stored), {attached}, (SELECT array_agg(id ORDER BY id) FROM contacts)"
+    )
 
 
 def record(*, source: Source, events: list[EventIn], received_at: datetime) -> Recorded:
@@ -246,7 +272,11 @@ def _store(source, now, events, links, anonymous, *, contact) -> Recorded:
                     _apply_fields(contacts.setdefault(email, _Contact()), fields)
                 opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
                 with transaction.atomic() if opt_outs else contextlib.nullcontext():
-                    cursor.execute(STORE, _parameters(source, now, events, contacts, links, email_of))
+                    parameters = _parameters(source, now, events, contacts, links, email_of)
+                    statement = store_statement(
+                        companies=any(parameters["company"]), links=bool(links), forms=bool(parameters["forms"])
+                    )
+                    cursor.execute(statement, parameters)
                     accepted, attached, contact_ids = cursor.fetchone()
                     if opt_outs:
                         cursor.execute(
