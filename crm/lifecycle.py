@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.errors import DomainError
@@ -60,3 +60,53 @@ def move(
         )
         Contact.objects.filter(pk=contact.pk).update(stage=to, updated_at=change.at)
     return change
+
+
+@dataclass(frozen=True)
+class Move:
+    contact_id: int
+    from_stage: str
+    to: str
+    reason: str
+    score: int
+
+
+def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
+    """Apply many moves in two statements; returns those applied, each recorded like ``move``'s.
+
+    A move applies only if its contact is still in ``from_stage`` (a conditional update: a human move
+    racing it wins and the automatic one is skipped). Safe to run twice: the second applies none.
+    """
+    if not moves:
+        return []
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH m AS (
+                SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[])
+                    AS m(id, from_stage, to_stage, reason, score) ORDER BY id
+            ),
+            moved AS (
+                UPDATE crm_contact c SET stage = m.to_stage, updated_at = %s
+                FROM m WHERE c.id = m.id AND c.stage = m.from_stage
+                RETURNING m.*
+            )
+            INSERT INTO crm_stagechange (contact_id, from_stage, to_stage, at, by_user_id, by_label, reason, score)
+            SELECT id, from_stage, to_stage, %s, %s, %s, reason, score FROM moved
+            RETURNING contact_id
+            """,
+            [
+                [m.contact_id for m in moves],
+                [m.from_stage for m in moves],
+                [m.to for m in moves],
+                [m.reason for m in moves],
+                [m.score for m in moves],
+                now,
+                now,
+                by.user.pk if by.user else None,
+                by.label,
+            ],
+        )
+        applied = {row[0] for row in cursor.fetchall()}
+    return [m for m in moves if m.contact_id in applied]

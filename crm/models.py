@@ -77,6 +77,10 @@ class Contact(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
     criteria_version = models.PositiveIntegerField(null=True, blank=True)
+    # Why the score is what it is: [{"rule", "kind", "events", "points"}], written with the score; sums to it.
+    breakdown = models.JSONField(default=list, db_default=Value([], JSONField()), blank=True)
+    # When sales last rejected ("recycled") the contact; only later activity can promote it again.
+    recycled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 

@@ -198,7 +198,13 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
 # The whole beat schedule, in one place.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "sweep-stale-contacts": {"task": "scoring.tasks.sweep_stale", "schedule": 30.0},
+    "refresh-decay": {"task": "scoring.tasks.refresh_decay", "schedule": 3600.0},
+}
+# Rescores coalesce: a contact has at most one waiting task, which runs this many seconds after it is asked for.
+RESCORE_DELAY = float(envstr("RESCORE_DELAY", "0.2"))
+RESCORE_KEY_TTL = 30
 
 # A worker counts as alive while its heartbeat (every WORKER_HEARTBEAT_SECONDS) is younger than this.
 WORKER_HEARTBEAT_SECONDS = 10

@@ -6,10 +6,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import NinjaAPI
+from ninja.errors import ValidationError as NinjaValidationError
 
-from leads import auth, errors, ingest, parsing, ratelimit
+from leads import auth, contacts, errors, ingest, parsing, ratelimit
 from leads.models import ApiKey
-from leads.schemas import Accepted, ErrorOut, EventBatch, EventIn, Identified, IdentifyIn
+from leads.schemas import Accepted, ContactOut, ContactPage, ErrorOut, EventBatch, EventIn, Identified, IdentifyIn
 
 
 class BatonAPI(NinjaAPI):
@@ -49,6 +50,16 @@ def json_body(*schemas: type, media_type: str = "application/json") -> dict:
 @api.exception_handler(errors.ApiError)
 def on_api_error(request: HttpRequest, exc: errors.ApiError) -> HttpResponse:
     return exc.response()
+
+
+@api.exception_handler(NinjaValidationError)
+def on_parameter_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    """Query and path parameters that ninja validates are answered in API.md's shape too."""
+    details = [
+        {"index": None, "field": ".".join(str(p) for p in e["loc"][1:]) or None, "message": e["msg"]}
+        for e in exc.errors
+    ]
+    return errors.invalid(details).response()
 
 
 @api.exception_handler(DatabaseError)
@@ -131,3 +142,30 @@ def post_identify(request: HttpRequest) -> HttpResponse:
         at=timezone.now(),
     )
     return JsonResponse({"contact_id": contact_id, "events_attached": result.attached})
+
+
+@api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"])
+def list_contacts(
+    request: HttpRequest,
+    email: str | None = None,
+    stage: str | None = None,
+    min_score: int | None = None,
+    max_score: int | None = None,
+    updated_since: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> HttpResponse:
+    """Contacts by id, filtered; follow `next_cursor` for the next page. Needs a `read` key."""
+    auth.bearer_key(request, scope=ApiKey.Scope.READ)
+    rows, next_cursor = contacts.page(request.GET)
+    return JsonResponse({"results": [contacts.as_json(c) for c in rows], "next_cursor": next_cursor})
+
+
+@api.get("/contacts/{contact_id}", response={200: ContactOut, 404: ErrorOut, **ERRORS}, tags=["contacts"])
+def get_contact(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """One contact with its score breakdown and stage history. Needs a `read` key."""
+    auth.bearer_key(request, scope=ApiKey.Scope.READ)
+    contact = contacts.contacts().filter(pk=contact_id).first()
+    if contact is None:
+        raise errors.ApiError(404, "not_found", f"No contact has id {contact_id}.")
+    return JsonResponse(contacts.as_json(contact))

@@ -14,13 +14,14 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import OperationalError, connection, transaction
 from psycopg.types.json import Jsonb
 
+from crm.freshness import request_rescore
 from leads.models import Source
 from leads.schemas import PROFILE_FIELDS, ContactFields, EventIn
 
@@ -284,7 +285,9 @@ def _store(source, now, events, links, anonymous, *, contact) -> Recorded:
                             " AS o(email, value) WHERE c.email = o.email",
                             [list(opt_outs), list(opt_outs.values())],
                         )
-            return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
+            result = Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
+            transaction.on_commit(partial(request_rescore, result.contact_ids))
+            return result
         except OperationalError as e:
             if getattr(e.__cause__, "sqlstate", None) != "40P01" or attempt == DEADLOCK_RETRIES - 1:
                 raise

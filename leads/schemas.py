@@ -176,3 +176,49 @@ class ErrorOut(BaseModel):
     error: str = Field(examples=["invalid"])
     message: str
     details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class BreakdownEntry(BaseModel):
+    rule: str
+    kind: str = Field(description="behaviour or fit")
+    events: int | None = Field(description="Events the rule matched (behaviour rules)")
+    points: float = Field(description="Points after decay and cap")
+
+
+class StageMove(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    at: datetime
+    by: str = Field(description='A user, or "scoring v<N>"')
+    reason: str
+    score: int
+
+
+class ContactOut(BaseModel):
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    company: str | None
+    job_title: str
+    channel: str
+    stage: str
+    score: int
+    fit_score: float
+    engagement_score: float
+    grade: str
+    trend: str
+    owner: str | None
+    email_opt_out: bool
+    last_activity_at: datetime | None
+    scored_at: datetime | None
+    criteria_version: int | None
+    breakdown: list[BreakdownEntry]
+    stage_history: list[StageMove]
+
+
+class ContactPage(BaseModel):
+    results: list[ContactOut]
+    next_cursor: str | None

@@ -48,6 +48,7 @@ def _fast_password_hashing(settings):
 REFERENCE_DATA = (
     ("crm.migrations.0002_role_groups", "create_groups"),
     ("leads.migrations.0002_default_forms", "create_forms"),
+    ("scoring.migrations.0002_default_criteria", "create_version_1"),
 )
 
 
@@ -58,20 +59,13 @@ def restore_reference_data() -> None:
         getattr(importlib.import_module(module), function)(apps, None)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _reference_data_at_start(django_db_setup, django_db_blocker):
-    """A reused test database may have been left empty by the last run's final transactional test."""
-    with django_db_blocker.unblock():
-        restore_reference_data()
-
-
 @pytest.fixture(autouse=True)
-def _restore_reference_data(request):
-    """Transactional tests end by emptying every table; put back what the migrations made (idempotently)."""
-    yield
-    marker = request.node.get_closest_marker("django_db")
-    transactional = marker is not None and marker.kwargs.get("transaction")
-    if transactional or {"transactional_db", "live_server"} & set(request.fixturenames):
+def _reference_data(request):
+    """Transactional tests end by emptying every table, migration-made rows included: before each test
+    that uses the database, put back what is missing (idempotent, a few queries)."""
+    names = set(request.fixturenames)
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & names:
+        request.getfixturevalue("_django_db_helper")
         restore_reference_data()
 
 

@@ -11,7 +11,9 @@ SITE = "https://www.example.com"
 
 @pytest.fixture
 def website(db):
-    return Source.objects.create(name="website", kind=Source.Kind.WEBSITE, allowed_origins=[SITE])
+    return Source.objects.update_or_create(
+        name="website", defaults={"kind": Source.Kind.WEBSITE, "allowed_origins": [SITE], "rate_limit": 1000}
+    )[0]
 
 
 @pytest.fixture

@@ -1,0 +1,125 @@
+"""Qualification criteria (versioned), score history and full-rescore runs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class CriteriaVersion(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    number = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    half_life_days = models.FloatField(default=30, help_text="Behaviour points halve every N days; 0 turns decay off")
+    mql_threshold = models.FloatField(default=40)
+    sql_threshold = models.FloatField(default=70)
+    hysteresis = models.FloatField(default=5)
+    intent_days = models.PositiveIntegerField(
+        default=30, help_text="SQL requires a sales-intent form (demo or contact request) within this many days"
+    )
+    grade_a = models.FloatField(default=30, help_text="Fit score for grade A and up")
+    grade_b = models.FloatField(default=15)
+    grade_c = models.FloatField(default=0)
+    sla_first_touch_minutes = models.PositiveIntegerField(default=120)
+    sla_unclaimed_minutes = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_criteria")
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.status})"
+
+
+class BehaviourRule(models.Model):
+    class Operator(models.TextChoices):
+        EQUALS = "equals", "equals"
+        CONTAINS = "contains", "contains"
+        STARTS_WITH = "starts_with", "starts with"
+        IN_LIST = "in_list", "in list"
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="behaviour_rules")
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=64)
+    # Optional condition on an event property ("form_kind" means the kind of the submitted form).
+    property_key = models.CharField(max_length=64, blank=True)
+    operator = models.CharField(max_length=12, choices=Operator.choices, blank=True)
+    values = models.JSONField(default=list, blank=True, help_text="Matches if any value matches (case-insensitive)")
+    points = models.FloatField()
+    cap = models.FloatField(null=True, blank=True, help_text="Most points (or, if negative, least) one contact gets")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FitRule(models.Model):
+    class Operator(models.TextChoices):
+        EQUALS = "equals", "equals"
+        IN_LIST = "in_list", "in list"
+        CONTAINS = "contains", "contains"
+        GTE = "gte", "≥"
+        LTE = "lte", "≤"
+        IS_SET = "is_set", "is set"
+        IS_NOT_SET = "is_not_set", "is not set"
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="fit_rules")
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    field = models.CharField(max_length=80, help_text="A contact or company field, or profile.<key>")
+    operator = models.CharField(max_length=12, choices=Operator.choices)
+    values = models.JSONField(default=list, blank=True)
+    points = models.FloatField()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScoreHistory(models.Model):
+    """A point on a contact's score chart: written whenever its score or stage changes."""
+
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="score_history")
+    at = models.DateTimeField()
+    score = models.IntegerField()
+    fit_score = models.FloatField()
+    engagement_score = models.FloatField()
+    stage = models.CharField(max_length=20)
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "at"], name="scorehistory_contact_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id}: {self.score} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class RescoreRun(models.Model):
+    """A full rescore (criteria published, or the decay refresh), with progress a page can poll."""
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="+")
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    last_contact_id = models.BigIntegerField(default=0, help_text="Resume point after a worker loss")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rescore v{self.version_id}: {self.done}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0

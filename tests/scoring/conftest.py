@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from crm.models import Company, Contact
+from leads.models import Event, Source
+from scoring import services
+from tests.leads.conftest import ingest_key, send, website  # noqa: F401  (fixtures shared with ingest tests)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+_ids = itertools.count()
+
+
+@pytest.fixture
+def source(db):
+    return Source.objects.get_or_create(name="website")[0]
+
+
+@pytest.fixture
+def contact(db):
+    return Contact.objects.create(email="grace@example.com", job_title="Engineer")
+
+
+@pytest.fixture
+def add_event(source):
+    """add_event(contact, type, days_ago=0, **properties): an event row as ingest would store it."""
+
+    def add(contact, type, days_ago=0.0, **properties):
+        return Event.objects.create(
+            source=source,
+            client_id=f"e{next(_ids)}",
+            contact=contact,
+            type=type,
+            properties=properties,
+            occurred_at=NOW - timedelta(days=days_ago),
+            received_at=NOW,
+        )
+
+    return add
+
+
+@pytest.fixture
+def rescore():
+    """rescore(contact, now=NOW): score through the set-based path; returns the contact reloaded."""
+
+    def run(contact, now=NOW):
+        services.rescore(contact_ids=[contact.pk], now=now)
+        contact.refresh_from_db()
+        return contact
+
+    return run
+
+
+def company(size):
+    return Company.objects.create(name=f"Co {size} {next(_ids)}", size=size)
+
+
+def points(contact, rule):
+    return next((e["points"] for e in contact.breakdown if e["rule"] == rule), None)

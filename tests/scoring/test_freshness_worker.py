@@ -1,0 +1,185 @@
+"""Scores kept fresh by a real Celery worker: end to end, coalescing, lost nudges, worker loss."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from crm.celery import HEARTBEAT_KEY
+from crm.models import Contact, ContactActivity, Stage
+from crm.redis_client import get_redis
+from scoring import services
+from scoring.models import CriteriaVersion, RescoreRun
+from scoring.tasks import full_rescore, refresh_decay, rescore_contacts, sweep_stale
+from tests.conftest import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def sales_ready(email, prefix="e"):
+    return {
+        "events": [
+            {"id": f"{prefix}-demo", "type": "form_submit", "email": email, "properties": {"form": "demo"}},
+            *(
+                {"id": f"{prefix}-p{i}", "type": "page_view", "email": email, "properties": {"path": "/pricing"}}
+                for i in range(6)
+            ),
+            {"id": f"{prefix}-c", "type": "email_click", "email": email},
+        ]
+    }
+
+
+def test_posted_events_make_a_contact_an_sql_through_the_worker(send, celery_worker):
+    assert send(sales_ready("ada@example.com")).status_code == 202
+
+    ada = wait_for(lambda: Contact.objects.filter(email="ada@example.com", stage=Stage.SQL).first())
+
+    rules = {entry["rule"]: entry for entry in ada.breakdown}
+    assert rules["Demo or contact request"] == {
+        "rule": "Demo or contact request",
+        "kind": "behaviour",
+        "events": 1,
+        "points": 40,
+    }
+    assert rules["Pricing or product page"]["events"] == 6
+    assert ada.stage_changes.get().by_label == "scoring v1"
+    assert ada.last_activity_at is not None
+    wait_for(lambda: ContactActivity.objects.filter(contact=ada, stale_since=None).exists())
+
+
+def test_a_burst_for_one_contact_coalesces_into_a_handful_of_rescores(send, celery_worker):
+    get_redis().delete(services.RESCORE_RUNS)
+    started = time.monotonic()
+    for i in range(200):
+        send({"id": f"burst-{i}", "type": "email_open", "email": "ada@example.com"})
+    elapsed = time.monotonic() - started
+
+    wait_for(lambda: ContactActivity.objects.filter(contact__email="ada@example.com", stale_since=None).exists())
+    runs = int(get_redis().get(services.RESCORE_RUNS) or 0)
+
+    assert 1 <= runs <= 5 + 6 * elapsed  # ~one run per 0.2 s coalescing window, not 200
+    assert Contact.objects.get(email="ada@example.com").engagement_score == 10  # capped at 10
+
+
+def test_when_the_broker_is_unreachable_the_sweeper_catches_up(send, celery_worker, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    get_redis.cache_clear()
+    try:
+        assert send(sales_ready("ria@example.com")).status_code == 202  # stored; the nudge is lost
+    finally:
+        settings.REDIS_URL = os.environ["REDIS_URL"]
+        get_redis.cache_clear()
+    time.sleep(1)
+    assert Contact.objects.get(email="ria@example.com").scored_at is None
+    ContactActivity.objects.update(stale_since=timezone.now() - timedelta(minutes=2))  # as if time passed
+
+    sweep_stale.delay()
+
+    ria = wait_for(lambda: Contact.objects.filter(email="ria@example.com", stage=Stage.SQL).first())
+    assert ria.activity.stale_since is None
+
+
+def test_a_full_rescore_runs_through_the_worker_with_progress(celery_worker, add_event):
+    contacts = [Contact.objects.create(email=f"c{i}@example.com") for i in range(30)]
+    for contact in contacts[:10]:
+        add_event(contact, "form_submit", form="demo")
+    run = services.start_full_rescore(version=CriteriaVersion.objects.get(status="active"))
+
+    full_rescore.delay(run.pk)
+
+    run = wait_for(lambda: RescoreRun.objects.filter(pk=run.pk, finished_at__isnull=False).first())
+    assert (run.done, run.total, run.percent) == (30, 30, 100)
+    assert Contact.objects.filter(score__gt=30, scored_at__isnull=False).count() == 10
+    assert Contact.objects.filter(score=0, criteria_version=1).count() == 20
+
+
+def test_the_decay_refresh_runs_through_the_worker(celery_worker, add_event):
+    contact = Contact.objects.create(email="old@example.com")
+    add_event(contact, "form_submit", days_ago=0, form="demo")
+
+    refresh_decay.delay()
+
+    wait_for(lambda: RescoreRun.objects.filter(finished_at__isnull=False).exists())
+    assert Contact.objects.get(pk=contact.pk).scored_at is not None
+
+
+@pytest.fixture
+def lone_worker():
+    """A worker with one child on a queue of its own, so a test can kill the child that runs a task."""
+    queue, hostname = f"kill-{uuid.uuid4().hex[:6]}", f"lone-{uuid.uuid4().hex[:6]}@localhost"
+    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm",
+            "worker",
+            "-l",
+            "warning",
+            "-c",
+            "1",
+            "-Q",
+            queue,
+            "-n",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=Path(settings.BASE_DIR),
+        env=env,
+    )
+    wait_for(lambda: get_redis().zscore(HEARTBEAT_KEY, hostname) is not None, timeout=30)
+    yield queue, proc
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_a_task_whose_worker_child_dies_is_run_again(lone_worker, add_event):
+    queue, worker = lone_worker
+    contact = Contact.objects.create(email="kill@example.com")
+    add_event(contact, "form_submit", form="demo")
+    # Hold the contact's row so the rescore blocks mid-task, then kill the child running it.
+    blocker = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    blocker.execute("SELECT 1 FROM crm_contact WHERE id = %s FOR UPDATE", [contact.pk])
+    rescore_contacts.apply_async(args=[[contact.pk]], queue=queue)
+    child = wait_for(lambda: next(iter(psutil.Process(worker.pid).children()), None))
+    wait_for(
+        lambda: (
+            blocker.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+            ).fetchone()[0]
+            > 0
+        )
+    )
+
+    os.kill(child.pid, signal.SIGKILL)
+    time.sleep(1)
+    blocker.rollback()
+    blocker.close()
+
+    scored = wait_for(lambda: Contact.objects.filter(pk=contact.pk, scored_at__isnull=False).first(), timeout=30)
+    assert scored.score > 30  # the demo request, a little decayed
