@@ -107,7 +107,8 @@ def page(query: QueryDict) -> tuple[list[Contact], str | None]:
             raise _problem("updated_since", str(e)) from None
     if "cursor" in query:
         found = found.filter(id__gt=_decode_cursor(query["cursor"]))
-    limit = _int(query, "limit") or 100
+    limit = _int(query, "limit")
+    limit = 100 if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise _problem("limit", f"must be between 1 and {MAX_LIMIT}")
     rows = list(found[: limit + 1])
