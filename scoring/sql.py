@@ -130,6 +130,8 @@ def statement(criteria: Criteria, *, by_range: bool) -> tuple[str, dict[str, Any
         for j in range(len(criteria.fit))
     ]
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
+    # The same bound on the events, so the planner reads just these contacts' events by index.
+    event_target = target.replace("c.id", "e.contact_id")
     sql = f"""
 WITH target AS (
     SELECT c.id, c.email, c.stage, c.score AS old_score, c.recycled_at, c.profile,
@@ -140,7 +142,7 @@ WITH target AS (
     LEFT JOIN crm_contactactivity a ON a.contact_id = c.id
     WHERE {target}
 ),
-matched AS (
+matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER would re-evaluate decay and rules
     SELECT e.contact_id, {decay} AS d, (t.recycled_at IS NULL OR e.occurred_at > t.recycled_at) AS fresh,
         %(now)s - e.occurred_at AS age, e.type, e.form_kind,
         {", ".join(f"{m} AS m{i}" for i, m in enumerate(matches)) or "true AS m"}
@@ -148,7 +150,7 @@ matched AS (
     JOIN LATERAL (
         SELECT e.contact_id, e.type, e.properties, e.occurred_at, f.kind AS form_kind
         FROM leads_event e LEFT JOIN leads_form f ON e.type = 'form_submit' AND f.slug = e.properties ->> 'form'
-        WHERE e.contact_id = t.id
+        WHERE e.contact_id = t.id AND {event_target}
     ) e ON true
 ),
 ev AS (
@@ -190,7 +192,7 @@ updated AS (
         grade = x.grade, trend = x.trend, breakdown = x.breakdown, criteria_version = %(version)s,
         scored_at = %(now)s, updated_at = %(now)s, last_activity_at = coalesce(x.last_event_at, c.last_activity_at)
     FROM scored x
-    WHERE c.id = x.id AND (c.score, c.fit_score, c.engagement_score, c.grade, c.trend, c.breakdown,
+    WHERE c.id = x.id AND {target} AND (c.score, c.fit_score, c.engagement_score, c.grade, c.trend, c.breakdown,
             c.criteria_version, c.last_activity_at)
         IS DISTINCT FROM (x.score, x.fit, x.engagement, x.grade, x.trend, x.breakdown, %(version)s,
             coalesce(x.last_event_at, c.last_activity_at))
