@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from leads.forms import classify
 from leads.models import ApiKey, Event, Form, Source
 
 
@@ -53,6 +54,13 @@ class FormAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "kind", "thank_you_url")
     list_filter = ("kind",)
     search_fields = ("slug", "name")
+
+    def save_model(self, request: HttpRequest, obj: Form, form, change: bool) -> None:
+        kind_changed = change and "kind" in form.changed_data
+        super().save_model(request, obj, form, change)
+        if kind_changed:  # the same service as everywhere: submitters are rescored
+            rescored = classify(form=obj, kind=obj.kind)
+            self.message_user(request, f"{len(rescored)} contact(s) who submitted this form are being rescored.")
 
 
 @admin.register(Event)
