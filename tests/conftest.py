@@ -6,12 +6,14 @@ The ``celery_worker`` fixture runs a real ``celery worker`` process against the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -115,44 +117,49 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{auth}@{host}{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker process on the test database; yields its hostname once its heartbeat is seen."""
+@contextlib.contextmanager
+def running_worker(*, concurrency: int = 2, queue: str | None = None) -> Iterator[subprocess.Popen]:
+    """A real ``celery worker`` process on the test database, yielded once its heartbeat is seen."""
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "crm",
+        "worker",
+        "-l",
+        "warning",
+        "-c",
+        str(concurrency),
+        "-n",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+        *(["-Q", queue] if queue else []),
+    ]
     env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crm",
-            "worker",
-            "-l",
-            "warning",
-            "-c",
-            "2",
-            "-n",
-            hostname,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=Path(settings.BASE_DIR),
-        env=env,
-    )
+    proc = subprocess.Popen(command, cwd=Path(settings.BASE_DIR), env=env)
     try:
         deadline = time.monotonic() + 30
         while get_redis().zscore(HEARTBEAT_KEY, hostname) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the Celery worker did not start")
             time.sleep(0.1)
-        yield hostname
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """The suite's worker, shared by every test whose point is a task's effect."""
+    with running_worker() as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")

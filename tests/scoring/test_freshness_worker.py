@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from crm.celery import HEARTBEAT_KEY
 from crm.models import Contact, ContactActivity, Stage
 from crm.redis_client import get_redis
 from scoring import services
 from scoring.models import CriteriaVersion, RescoreRun
 from scoring.tasks import full_rescore, refresh_decay, rescore_contacts, sweep_stale
-from tests.conftest import database_url
+from tests.conftest import database_url, running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,34 +123,9 @@ def test_the_decay_refresh_runs_through_the_worker(celery_worker, add_event):
 @pytest.fixture
 def lone_worker():
     """A worker with one child on a queue of its own, so a test can kill the child that runs a task."""
-    queue, hostname = f"kill-{uuid.uuid4().hex[:6]}", f"lone-{uuid.uuid4().hex[:6]}@localhost"
-    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crm",
-            "worker",
-            "-l",
-            "warning",
-            "-c",
-            "1",
-            "-Q",
-            queue,
-            "-n",
-            hostname,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=Path(settings.BASE_DIR),
-        env=env,
-    )
-    wait_for(lambda: get_redis().zscore(HEARTBEAT_KEY, hostname) is not None, timeout=30)
-    yield queue, proc
-    proc.terminate()
-    proc.wait(timeout=20)
+    queue = f"kill-{uuid.uuid4().hex[:6]}"
+    with running_worker(concurrency=1, queue=queue) as proc:
+        yield queue, proc
 
 
 def test_a_task_whose_worker_child_dies_is_run_again(lone_worker, add_event):
