@@ -201,7 +201,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sweep-stale-contacts": {"task": "scoring.tasks.sweep_stale", "schedule": 30.0},
     "refresh-decay": {"task": "scoring.tasks.refresh_decay", "schedule": 3600.0},
+    "enforce-handoff-sla": {"task": "handoff.tasks.enforce_sla", "schedule": 60.0},
 }
+HANDOFF_CLAIM_LIMIT = envint("HANDOFF_CLAIM_LIMIT", 25)
 # Rescores coalesce: a contact has at most one waiting task, which runs this many seconds after it is asked for.
 RESCORE_DELAY = float(envstr("RESCORE_DELAY", "0.2"))
 RESCORE_KEY_TTL = 30

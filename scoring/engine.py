@@ -116,6 +116,8 @@ class Criteria:
     grade_a: float = 30
     grade_b: float = 15
     grade_c: float = 0
+    sla_unclaimed_minutes: int = 60
+    sla_first_touch_minutes: int = 120
 
     def decay(self, age_days: float) -> float:
         return 1.0 if self.half_life_days <= 0 else 0.5 ** (max(0.0, age_days) / self.half_life_days)

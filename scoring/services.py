@@ -13,7 +13,9 @@ from django.utils import timezone
 from crm import lifecycle
 from crm.freshness import coalescing_key
 from crm.lifecycle import Actor, Move
+from crm.models import Stage
 from crm.redis_client import get_redis
+from handoff import services as handoff
 from scoring import sql
 from scoring.engine import Behaviour, Criteria, Fit
 from scoring.models import CriteriaVersion, RescoreRun
@@ -89,6 +91,14 @@ def _rescore(criteria: Criteria, now: datetime, **target) -> Rescored:
             if decision is not None:
                 moves.append(Move(contact_id, stage, decision[0], decision[1], score))
         moved = lifecycle.move_many(moves=moves, by=Actor.scoring(criteria.version))
+        sales_ready = [m.contact_id for m in moved if m.to == Stage.SQL]
+        if sales_ready:  # entering sql puts the contact in the handoff queue
+            handoff.enqueue(
+                contact_ids=sales_ready,
+                sent_by=f"scoring v{criteria.version}",
+                now=now,
+                sla=handoff.Sla(criteria.sla_unclaimed_minutes, criteria.sla_first_touch_minutes),
+            )
         if moved:
             cursor.execute(
                 "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"

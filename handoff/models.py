@@ -1,0 +1,85 @@
+"""The marketing-to-sales queue: one entry each time a contact enters sql."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+OPEN = ("waiting", "claimed", "working", "accepted")
+
+
+class QueueEntry(models.Model):
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for a rep"
+        CLAIMED = "claimed", "Claimed"
+        WORKING = "working", "First touch logged"
+        ACCEPTED = "accepted", "Accepted (opportunity)"
+        REJECTED = "rejected", "Rejected back to marketing"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    class Reason(models.TextChoices):
+        NOT_READY = "not_ready", "Not ready / timing"
+        NO_BUDGET = "no_budget", "No budget"
+        NOT_DECISION_MAKER = "not_decision_maker", "Not a decision maker"
+        BAD_FIT = "bad_fit", "Bad fit"
+        DUPLICATE = "duplicate", "Duplicate"
+        OTHER = "other", "Other"
+
+    class Touch(models.TextChoices):
+        CALL = "call", "Call"
+        EMAIL = "email", "Email"
+        MEETING = "meeting", "Meeting"
+
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="queue_entries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    # The handoff note: who sent it, why, and the facts sales asked for.
+    sent_by = models.CharField(max_length=150, help_text='A marketer\'s name, or "scoring v<N>"')
+    reasons = models.JSONField(default=list, help_text="Top score reasons when it entered the queue")
+    note = models.TextField(blank=True, help_text="The marketer's words")
+    facts = models.JSONField(default=dict, help_text="Job title, company, size, phone, what they requested")
+    score = models.IntegerField()
+    entered_at = models.DateTimeField()
+    unclaimed_due_at = models.DateTimeField()
+    first_touch_minutes = models.PositiveIntegerField(help_text="SLA from claim to first touch, fixed on entry")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_entries"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    first_touch_due_at = models.DateTimeField(null=True, blank=True)
+    first_touch_at = models.DateTimeField(null=True, blank=True)
+    first_touch_kind = models.CharField(max_length=10, choices=Touch.choices, blank=True)
+    first_touch_note = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False, help_text="Came back after an owner let the SLA pass")
+    breaches = models.PositiveIntegerField(default=0)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    rejection_text = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "queue entries"
+        constraints = [
+            models.UniqueConstraint(fields=["contact"], condition=Q(status__in=OPEN), name="one_open_entry_per_contact")
+        ]
+        indexes = [
+            models.Index(fields=["-score", "entered_at"], name="queue_priority_idx", condition=Q(status="waiting")),
+            models.Index(fields=["owner", "status"], name="queue_owner_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} ({self.status})"
+
+
+class SlaBreach(models.Model):
+    class Kind(models.TextChoices):
+        UNCLAIMED = "unclaimed", "Waited unclaimed past its SLA"
+        FIRST_TOUCH = "first_touch", "No first touch within its SLA"
+
+    entry = models.ForeignKey(QueueEntry, on_delete=models.CASCADE, related_name="sla_breaches")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    at = models.DateTimeField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.entry_id}"

@@ -1,0 +1,269 @@
+"""The handoff queue's actions. Contested writes are conditional updates; every stage move goes through
+crm.lifecycle. Each action is one transaction and answers a refusal with a HandoffRefused saying why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mass_mail
+from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Value
+from django.utils import timezone
+
+from crm import lifecycle
+from crm.errors import DomainError
+from crm.lifecycle import Actor
+from crm.models import Contact, Stage
+from crm.roles import SALES
+from handoff.models import QueueEntry
+from leads.models import Event, Form
+
+Status = QueueEntry.Status
+HOLDING = (Status.CLAIMED, Status.WORKING)  # what counts against a rep's claim limit
+
+
+class HandoffRefused(DomainError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sla:
+    unclaimed_minutes: int
+    first_touch_minutes: int
+
+
+def _facts(contacts: list[Contact], since: datetime) -> dict[int, dict]:
+    names = dict(Form.objects.values_list("slug", "name"))
+    requested: dict[int, list[str]] = {}
+    for contact_id, form in (
+        Event.objects.filter(contact__in=contacts, type="form_submit", occurred_at__gte=since)
+        .order_by("occurred_at")
+        .values_list("contact_id", "properties__form")
+    ):
+        label = names.get(form, form)
+        if label not in requested.setdefault(contact_id, []):
+            requested[contact_id].append(label)
+    return {
+        c.pk: {
+            "job_title": c.job_title,
+            "company": c.company.name if c.company else "",
+            "company_size": c.company.size if c.company else None,
+            "phone": c.phone,
+            "requested": requested.get(c.pk, []),
+        }
+        for c in contacts
+    }
+
+
+def enqueue(*, contact_ids: list[int], sent_by: str, sla: Sla, note: str = "", now: datetime | None = None) -> int:
+    """Open a queue entry for each contact entering sql that has none open; tell the sales group on commit.
+
+    Call in the transaction that moved them. Safe to run twice (one open entry per contact, by constraint).
+    Returns how many entries were opened.
+    """
+    now = now or timezone.now()
+    contacts = list(Contact.objects.filter(pk__in=contact_ids).select_related("company"))
+    facts = _facts(contacts, now - timedelta(days=30))
+    entries = [
+        QueueEntry(
+            contact=c,
+            sent_by=sent_by,
+            note=note,
+            facts=facts[c.pk],
+            score=c.score,
+            entered_at=now,
+            reasons=sorted(c.breakdown, key=lambda e: -abs(e["points"]))[:3],
+            unclaimed_due_at=now + timedelta(minutes=sla.unclaimed_minutes),
+            first_touch_minutes=sla.first_touch_minutes,
+        )
+        for c in contacts
+    ]
+    QueueEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    opened = list(
+        QueueEntry.objects.filter(contact__in=contacts, entered_at=now, status=Status.WAITING).select_related(
+            "contact", "contact__company"
+        )
+    )
+    transaction.on_commit(partial(_tell_sales, [e.pk for e in opened]))
+    return len(opened)
+
+
+def _tell_sales(entry_ids: list[int]) -> None:
+    recipients = list(
+        get_user_model()
+        .objects.filter(groups__name=SALES, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    if not recipients or not entry_ids:
+        return
+    messages = []
+    for entry in QueueEntry.objects.filter(pk__in=entry_ids).select_related("contact", "contact__company"):
+        who = entry.contact.full_name or entry.contact.email
+        company = f" ({entry.contact.company.name})" if entry.contact.company else ""
+        body = (
+            f"{who}{company} is sales-ready, score {entry.score}. Sent by {entry.sent_by}.\n"
+            f"Claim it in the queue within {entry.first_touch_minutes} minutes of claiming for a first touch."
+        )
+        messages.append(
+            (f"New SQL: {who}{company}, score {entry.score}", body, settings.DEFAULT_FROM_EMAIL, recipients)
+        )
+    send_mass_mail(messages, fail_silently=True)
+
+
+def _refusal(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> HandoffRefused:
+    entry = QueueEntry.objects.select_related("owner").filter(pk=entry_id).first()
+    if entry is None:
+        return HandoffRefused("That queue entry does not exist.")
+    if entry.status in (Status.CLAIMED, Status.WORKING, Status.ACCEPTED) and entry.owner_id != rep.pk:
+        name = entry.owner.get_full_name() or entry.owner.get_username() if entry.owner else "someone"
+        return HandoffRefused(f"Already claimed by {name}.")
+    return HandoffRefused(
+        f"This lead is {entry.get_status_display().lower()}; that action needs it to be "
+        f"{' or '.join(Status(s).label.lower() for s in allowed)}."
+    )
+
+
+def claim(*, entry_id: int, rep: AbstractBaseUser, limit: int | None = None) -> QueueEntry:
+    """Give a waiting entry to ``rep``: of any number of reps claiming at once, exactly one wins.
+
+    Locks the rep's own user row, so that rep's concurrent claims cannot pass the claim limit together.
+    """
+    limit = settings.HANDOFF_CLAIM_LIMIT if limit is None else limit
+    now = timezone.now()
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=rep.pk).exists()
+        if QueueEntry.objects.filter(owner=rep, status__in=HOLDING).count() >= limit:
+            raise HandoffRefused(f"You hold {limit} open claims, the most allowed; log first touches or close some.")
+        due = ExpressionWrapper(
+            Value(now) + F("first_touch_minutes") * Value(timedelta(minutes=1)), output_field=DateTimeField()
+        )
+        won = QueueEntry.objects.filter(pk=entry_id, status=Status.WAITING).update(
+            status=Status.CLAIMED, owner=rep, claimed_at=now, first_touch_due_at=due
+        )
+        if won != 1:
+            raise _refusal(entry_id, rep, (Status.WAITING,))
+        entry = QueueEntry.objects.get(pk=entry_id)
+        Contact.objects.filter(pk=entry.contact_id).update(owner=rep, updated_at=now)
+    return entry
+
+
+def _transition(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...], to: str, **fields) -> QueueEntry:
+    """Move the rep's own entry from one of ``allowed`` to ``to`` (a conditional update), or refuse."""
+    changed = QueueEntry.objects.filter(pk=entry_id, owner=rep, status__in=allowed).update(status=to, **fields)
+    if changed != 1:
+        raise _refusal(entry_id, rep, allowed)
+    return QueueEntry.objects.select_related("contact").get(pk=entry_id)
+
+
+def _move(entry: QueueEntry, rep: AbstractBaseUser, to: Stage, expect: Stage, reason: str) -> None:
+    try:
+        lifecycle.move(contact_id=entry.contact_id, to=to, by=Actor.of(rep), reason=reason, expect=expect)
+    except lifecycle.StageMoveRefused as e:
+        raise HandoffRefused(str(e)) from None
+
+
+def first_touch(*, entry_id: int, rep: AbstractBaseUser, kind: str, note: str = "") -> QueueEntry:
+    if kind not in QueueEntry.Touch.values:
+        raise HandoffRefused("Say how you reached them: call, email or meeting.")
+    with transaction.atomic():
+        return _transition(
+            entry_id,
+            rep,
+            (Status.CLAIMED,),
+            Status.WORKING,
+            first_touch_at=timezone.now(),
+            first_touch_kind=kind,
+            first_touch_note=note,
+        )
+
+
+def accept(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
+    with transaction.atomic():
+        entry = _transition(entry_id, rep, HOLDING, Status.ACCEPTED)
+        _move(entry, rep, Stage.OPPORTUNITY, Stage.SQL, "Accepted by sales")
+    return entry
+
+
+def reject(*, entry_id: int, rep: AbstractBaseUser, reason: str, text: str = "") -> QueueEntry:
+    """Back to marketing as a recycled lead, with the reason marketing will see."""
+    if reason not in QueueEntry.Reason.values:
+        raise HandoffRefused("Choose a reason for rejecting the lead.")
+    if reason == QueueEntry.Reason.OTHER and not text.strip():
+        raise HandoffRefused("Say why, in a few words, when the reason is 'other'.")
+    now = timezone.now()
+    with transaction.atomic():
+        entry = _transition(
+            entry_id, rep, HOLDING, Status.REJECTED, closed_at=now, rejection_reason=reason, rejection_text=text.strip()
+        )
+        label = QueueEntry.Reason(reason).label
+        _move(entry, rep, Stage.LEAD, Stage.SQL, f"Rejected by sales: {label}" + (f" — {text.strip()}" if text else ""))
+        Contact.objects.filter(pk=entry.contact_id).update(recycled_at=now, owner=None, updated_at=now)
+    return entry
+
+
+def won(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
+    with transaction.atomic():
+        entry = _transition(entry_id, rep, (Status.ACCEPTED,), Status.WON, closed_at=timezone.now())
+        _move(entry, rep, Stage.CUSTOMER, Stage.OPPORTUNITY, "Won")
+    return entry
+
+
+def lost(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
+    with transaction.atomic():
+        entry = _transition(entry_id, rep, (Status.ACCEPTED,), Status.LOST, closed_at=timezone.now())
+        _move(entry, rep, Stage.DISQUALIFIED, Stage.OPPORTUNITY, "lost")
+    return entry
+
+
+def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
+    """Record SLA breaches; entries claimed but untouched past their SLA go back to the queue, flagged.
+
+    Set-based; safe to run twice (a breach is recorded once per overdue period). Returns
+    (unclaimed breaches recorded, entries returned to the queue).
+    """
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH overdue AS (
+                UPDATE handoff_queueentry e SET breaches = e.breaches + 1
+                WHERE e.status = 'waiting' AND e.unclaimed_due_at < %(now)s AND NOT EXISTS (
+                    SELECT 1 FROM handoff_slabreach b
+                    WHERE b.entry_id = e.id AND b.kind = 'unclaimed' AND b.at >= e.unclaimed_due_at)
+                RETURNING e.id
+            )
+            INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
+            SELECT id, 'unclaimed', %(now)s, NULL FROM overdue
+            """,
+            {"now": now},
+        )
+        unclaimed = cursor.rowcount
+        cursor.execute(
+            """
+            WITH late AS (
+                SELECT id, owner_id, contact_id FROM handoff_queueentry
+                WHERE status = 'claimed' AND first_touch_due_at < %(now)s ORDER BY id FOR UPDATE
+            ),
+            returned AS (
+                UPDATE handoff_queueentry e SET status = 'waiting', owner_id = NULL, claimed_at = NULL,
+                    first_touch_due_at = NULL, flagged = true, breaches = e.breaches + 1, unclaimed_due_at = %(now)s
+                FROM late WHERE e.id = late.id
+                RETURNING e.id, late.owner_id, late.contact_id
+            ),
+            released AS (
+                UPDATE crm_contact c SET owner_id = NULL, updated_at = %(now)s
+                FROM returned r WHERE c.id = r.contact_id AND c.owner_id = r.owner_id
+            )
+            INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
+            SELECT id, 'first_touch', %(now)s, owner_id FROM returned
+            """,
+            {"now": now},
+        )
+        returned = cursor.rowcount
+    return unclaimed, returned
