@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "crm.roles.role_context",
+                "handoff.context.unclaimed_badge",
             ],
         },
     },

@@ -13,5 +13,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("leads/<int:contact_id>/", views.contact_detail, name="contact_detail"),
     path("", include("leads.urls")),
+    path("", include("handoff.urls")),
 ]

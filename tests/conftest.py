@@ -42,6 +42,15 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(autouse=True)
+def _unhashed_static_for_the_live_server(request, settings):
+    """The live server serves static files from the finders, which know no hashed (manifest) names."""
+    if "live_server" in request.fixturenames:
+        settings.STORAGES = settings.STORAGES | {
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+        }
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

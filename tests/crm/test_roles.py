@@ -23,7 +23,7 @@ def test_the_role_migration_creates_the_three_groups_once(db):
 
 @pytest.mark.parametrize(
     ("persona", "lands_on"),
-    [("marketer_mia", "/leads/"), ("admin_ada", "/leads/"), ("rep_sam", "/leads/?stage=sql")],
+    [("marketer_mia", "/leads/"), ("admin_ada", "/leads/"), ("rep_sam", "/queue/")],
 )
 def test_each_role_lands_on_its_home_after_login(client, request, persona, lands_on):
     user = request.getfixturevalue(persona)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from handoff.models import QueueEntry, SlaBreach
+from handoff.tasks import enforce_sla
+from tests.handoff.conftest import sql_entry
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.mark.parametrize(
+    ("persona", "page", "claim"),
+    [("rep_sam", 200, 200), ("admin_ada", 200, 200), ("marketer_mia", 200, 403), ("roleless_nick", 403, 403)],
+)
+def test_who_may_see_the_queue_and_who_may_claim(client, request, entry, persona, page, claim):
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get("/queue/").status_code == page
+    assert client.post(f"/queue/{entry.pk}/claim", **HTMX).status_code == claim
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, entry):
+    assert client.get("/queue/").status_code == 302
+    assert client.post(f"/queue/{entry.pk}/claim").status_code == 302
+    assert QueueEntry.objects.get(pk=entry.pk).owner is None
+
+
+def test_marketing_sees_the_queue_without_claim_buttons(client, marketer_mia, entry):
+    client.force_login(marketer_mia)
+
+    page = client.get("/queue/").content.decode()
+
+    assert "Ada" in page
+    assert "Claim</button>" not in page
+    assert "My leads" not in page
+
+
+def test_a_claim_over_htmx_answers_with_the_board_and_the_lead_in_my_leads(client, rep_sam, entry):
+    client.force_login(rep_sam)
+
+    response = client.post(f"/queue/{entry.pk}/claim", **HTMX)
+
+    assert response["HX-Trigger"] == "queue-changed"
+    html = response.content.decode()
+    assert f'id="mine-{entry.pk}"' in html
+    assert f'id="entry-{entry.pk}"' not in html
+    assert "<html" not in html  # the partial, not the page
+
+
+def test_a_lost_race_answers_with_who_has_it(client, rep_sam, rep_ria, entry):
+    client.force_login(rep_sam)
+    client.post(f"/queue/{entry.pk}/claim", **HTMX)
+    client.force_login(rep_ria)
+
+    html = client.post(f"/queue/{entry.pk}/claim", **HTMX).content.decode()
+
+    assert "Already claimed by Sam Seller" in html
+    assert QueueEntry.objects.get(pk=entry.pk).owner == rep_sam
+
+
+def test_without_htmx_an_action_redirects_with_a_message(client, rep_sam, entry):
+    client.force_login(rep_sam)
+
+    response = client.post(f"/queue/{entry.pk}/claim", follow=True)
+
+    assert response.redirect_chain == [("/queue/", 302)]
+    assert "Claimed." in response.content.decode()
+
+
+def test_an_unknown_action_is_404(client, rep_sam, entry):
+    client.force_login(rep_sam)
+
+    assert client.post(f"/queue/{entry.pk}/explode").status_code == 404
+
+
+def test_a_get_cannot_claim(client, rep_sam, entry):
+    client.force_login(rep_sam)
+
+    assert client.get(f"/queue/{entry.pk}/claim").status_code == 405
+
+
+def test_the_badge_counts_unclaimed_sqls(client, rep_sam, db):
+    sql_entry(), sql_entry()
+    client.force_login(rep_sam)
+
+    assert ">2</span>" in client.get("/queue/?part=badge", **HTMX).content.decode()
+
+
+def test_the_queue_page_runs_a_fixed_number_of_queries(client, rep_sam, db):
+    client.force_login(rep_sam)
+    sql_entry()
+    client.get("/queue/")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/queue/")
+    for _ in range(15):
+        sql_entry()
+
+    with CaptureQueriesContext(connection) as many:
+        client.get("/queue/")
+
+    assert len(many) == len(few)
+
+
+def test_the_lead_page_shows_a_rejection_reason_to_marketing(client, rep_sam, marketer_mia, entry):
+    client.force_login(rep_sam)
+    client.post(f"/queue/{entry.pk}/claim", **HTMX)
+    client.post(f"/queue/{entry.pk}/reject", {"reason": "not_decision_maker", "text": "Talk to her CTO"}, **HTMX)
+    client.force_login(marketer_mia)
+
+    page = client.get(f"/leads/{entry.contact_id}/").content.decode()
+
+    assert "Rejected by sales: Not a decision maker — Talk to her CTO" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sla_task_runs_through_the_worker(celery_worker, rep_sam):
+    entry = sql_entry()
+    QueueEntry.objects.filter(pk=entry.pk).update(unclaimed_due_at=timezone.now() - timedelta(minutes=1))
+
+    enforce_sla.delay()
+
+    deadline = time.monotonic() + 15
+    while not SlaBreach.objects.filter(entry_id=entry.pk).exists():
+        assert time.monotonic() < deadline, "the SLA task did not run"
+        time.sleep(0.1)
