@@ -162,7 +162,7 @@ def bench(names: list[str]) -> int:
     with environment("baton") as env:
         env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(30))
         env.setdefault("HTTPS", "false")
-        for name in names or ["ingest", "scoring"]:
+        for name in names or ["ingest", "scoring", "handoff"]:
             code = subprocess.run([PYTHON, "-m", f"bench.{name}"], cwd=BASE_DIR, env=env).returncode
             if code:
                 return code

@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
 from crm import lifecycle
@@ -25,6 +24,7 @@ from leads.models import Event, Form
 
 Status = QueueEntry.Status
 HOLDING = (Status.CLAIMED, Status.WORKING)  # what counts against a rep's claim limit
+CLAIM_LOCK = 7_340_002  # pg advisory lock namespace: one claim at a time per rep
 
 
 class HandoffRefused(DomainError):
@@ -132,25 +132,36 @@ def _refusal(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> 
 def claim(*, entry_id: int, rep: AbstractBaseUser, limit: int | None = None) -> QueueEntry:
     """Give a waiting entry to ``rep``: of any number of reps claiming at once, exactly one wins.
 
-    Locks the rep's own user row, so that rep's concurrent claims cannot pass the claim limit together.
+    The winner is decided by one conditional UPDATE (losers wait on the row, then match nothing). The rep's
+    own advisory lock comes first, so that rep's concurrent claims cannot pass the claim limit together
+    (the count runs after the lock, on a fresh snapshot).
     """
     limit = settings.HANDOFF_CLAIM_LIMIT if limit is None else limit
     now = timezone.now()
-    with transaction.atomic():
-        get_user_model().objects.select_for_update().filter(pk=rep.pk).exists()
-        if QueueEntry.objects.filter(owner=rep, status__in=HOLDING).count() >= limit:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLAIM_LOCK, rep.pk])
+        cursor.execute(
+            "SELECT count(*) FROM handoff_queueentry WHERE owner_id = %s AND status IN ('claimed', 'working')",
+            [rep.pk],
+        )
+        if cursor.fetchone()[0] >= limit:
             raise HandoffRefused(f"You hold {limit} open claims, the most allowed; log first touches or close some.")
-        due = ExpressionWrapper(
-            Value(now) + F("first_touch_minutes") * Value(timedelta(minutes=1)), output_field=DateTimeField()
+        cursor.execute(
+            """
+            WITH won AS (
+                UPDATE handoff_queueentry SET status = 'claimed', owner_id = %(rep)s, claimed_at = %(now)s,
+                    first_touch_due_at = %(now)s + first_touch_minutes * interval '1 minute'
+                WHERE id = %(entry)s AND status = 'waiting'
+                RETURNING id, contact_id
+            )
+            UPDATE crm_contact c SET owner_id = %(rep)s, updated_at = %(now)s FROM won WHERE c.id = won.contact_id
+            RETURNING won.id
+            """,
+            {"rep": rep.pk, "now": now, "entry": entry_id},
         )
-        won = QueueEntry.objects.filter(pk=entry_id, status=Status.WAITING).update(
-            status=Status.CLAIMED, owner=rep, claimed_at=now, first_touch_due_at=due
-        )
-        if won != 1:
+        if cursor.fetchone() is None:
             raise _refusal(entry_id, rep, (Status.WAITING,))
-        entry = QueueEntry.objects.get(pk=entry_id)
-        Contact.objects.filter(pk=entry.contact_id).update(owner=rep, updated_at=now)
-    return entry
+    return QueueEntry.objects.get(pk=entry_id)
 
 
 def _transition(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...], to: str, **fields) -> QueueEntry:

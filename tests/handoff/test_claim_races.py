@@ -60,8 +60,9 @@ def test_twenty_reps_claim_one_entry_and_exactly_one_wins():
 
 def test_two_hundred_claims_over_fifty_entries_never_double_claim_or_pass_the_limit():
     entries = [sql_entry() for _ in range(50)]
-    team = reps(5)  # 5 reps × 8 claims = 40 < 50 entries: the limit binds, and each entry is wanted 4 times
-    claimers = [(team[i % 5], entries[(i * 7) % 50].pk) for i in range(200)]
+    team = reps(5)  # 5 reps × 8 claims = 40 < 50 entries: the limit binds
+    # Each entry is wanted by four different reps (entry i % 50, rep (i // 50 + i) % 5).
+    claimers = [(team[(i // 50 + i) % 5], entries[i % 50].pk) for i in range(200)]
 
     outcomes = race(claimers, limit=8)
 
