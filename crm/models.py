@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import JSONField, Value
-from django.db.models.functions import Lower, Now
+from django.db.models.functions import Lower, Now, Upper
 
 
 class Stage(models.TextChoices):
@@ -42,6 +43,7 @@ class Company(models.Model):
     class Meta:
         verbose_name_plural = "companies"
         constraints = [models.UniqueConstraint(Lower("name"), name="company_name_unique_ci")]
+        indexes = [GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="company_name_trgm")]
 
     def __str__(self) -> str:
         return self.name
@@ -94,6 +96,11 @@ class Contact(models.Model):
             models.Index(fields=["grade"], name="contact_grade_idx"),
             models.Index(fields=["trend"], name="contact_trend_idx"),
             models.Index(fields=["channel"], name="contact_channel_idx"),
+            # Text search (icontains is UPPER(col) LIKE UPPER(%q%)): trigram indexes on what it compares.
+            *(
+                GinIndex(OpClass(Upper(name), name="gin_trgm_ops"), name=f"contact_{name}_trgm")
+                for name in ("email", "first_name", "last_name")
+            ),
         ]
 
     def __str__(self) -> str:

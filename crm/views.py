@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from crm import health
-from crm.models import Contact, Stage
+from crm import health, leadlist
+from crm.models import Contact
 from crm.roles import ADMIN, MARKETING, SALES, primary_role, role_required
 
 HOME_OF_ROLE = {ADMIN: "contact_list", MARKETING: "contact_list", SALES: "queue"}
@@ -24,15 +23,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(MARKETING, SALES, ADMIN)
 def contact_list(request: HttpRequest) -> HttpResponse:
-    contacts = Contact.objects.select_related("company", "owner").order_by("-score", "-id")
-    stage = request.GET.get("stage", "")
-    if stage in Stage.values:
-        contacts = contacts.filter(stage=stage)
-    else:
-        stage = ""
-    page = Paginator(contacts, 50).get_page(request.GET.get("page"))
+    """The leads list: the page, or (over htmx) just its table, for the filters in the URL."""
+    form = leadlist.LeadFilters(request.GET)
+    found = leadlist.page(form.cleaned_data, user=request.user) if form.is_valid() else leadlist.Page([], None)
     template = "crm/contact_list.html#table" if request.htmx else "crm/contact_list.html"
-    return render(request, template, {"page": page, "stage": stage, "stages": Stage.choices})
+    return render(request, template, {"form": form, "found": found, "owners": leadlist.owners()})
 
 
 @role_required(MARKETING, SALES, ADMIN)

@@ -1,0 +1,153 @@
+"""The leads list: filters held in the URL, text search on trigram indexes, keyset pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from crm.models import Contact, Grade, Stage, Trend
+
+PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never active" sorts last
+# Each sort: the annotated keys it orders by (descending), then id.
+SORTS = {
+    "priority": ("MQLs first", ("mql_first", "score")),
+    "score": ("Score", ("score",)),
+    "activity": ("Last activity", ("active_at",)),
+    "created": ("Newest", ("created_at",)),
+}
+ACTIVE = {"7": 7, "30": 30, "90": 90}
+
+
+class LeadFilters(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    stage = forms.ChoiceField(required=False, choices=[("", "Any stage"), *Stage.choices])
+    grade = forms.ChoiceField(required=False, choices=[("", "Any grade"), *Grade.choices])
+    trend = forms.ChoiceField(required=False, choices=[("", "Any trend"), *Trend.choices])
+    channel = forms.CharField(required=False, max_length=100)
+    min_score = forms.IntegerField(required=False, label="Score from")
+    max_score = forms.IntegerField(required=False, label="to")
+    active = forms.ChoiceField(
+        required=False,
+        label="Last activity",
+        choices=[
+            ("", "Any time"),
+            ("7", "Last 7 days"),
+            ("30", "Last 30 days"),
+            ("90", "Last 90 days"),
+            ("never", "Never"),
+        ],
+    )
+    owner = forms.CharField(required=False, max_length=20)
+    sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _) in SORTS.items()])
+    after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("min_score"), data.get("max_score")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_score", "Must not be below the lower bound.")
+        owner = data.get("owner") or ""
+        if owner not in ("", "me", "none") and not owner.isdigit():
+            self.add_error("owner", "Choose an owner from the list.")
+        if data.get("after"):
+            try:
+                data["after"] = json.loads(base64.urlsafe_b64decode(data["after"].encode()))
+            except ValueError:
+                self.add_error("after", "That page link is broken; start from the first page.")
+        return data
+
+
+@dataclass(frozen=True)
+class Page:
+    contacts: list[Contact]
+    next_cursor: str | None
+
+
+def _filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
+    found = Contact.objects.all()
+    for word in (data.get("q") or "").split()[:5]:
+        found = found.filter(
+            Q(email__icontains=word)
+            | Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(company__name__icontains=word)
+        )
+    for field in ("stage", "grade", "trend", "channel"):
+        if data.get(field):
+            found = found.filter(**{field: data[field]})
+    if data.get("min_score") is not None:
+        found = found.filter(score__gte=data["min_score"])
+    if data.get("max_score") is not None:
+        found = found.filter(score__lte=data["max_score"])
+    if data.get("active") == "never":
+        found = found.filter(last_activity_at=None)
+    elif data.get("active") in ACTIVE:
+        found = found.filter(last_activity_at__gte=timezone.now() - timedelta(days=ACTIVE[data["active"]]))
+    owner = data.get("owner") or ""
+    if owner == "me":
+        found = found.filter(owner=user)
+    elif owner == "none":
+        found = found.filter(owner=None)
+    elif owner:
+        found = found.filter(owner_id=int(owner))
+    return found
+
+
+def _after(keys: tuple[str, ...], values: list) -> Q:
+    """Rows after ``values`` in (keys..., id) descending order: the keyset condition."""
+    *key_values, last_id = values
+    condition = Q(id__lt=last_id)
+    for key, value in reversed(list(zip(keys, key_values, strict=True))):
+        condition = Q(**{f"{key}__lt": value}) | (Q(**{key: value}) & condition)
+    return condition
+
+
+def _decode_after(keys: tuple[str, ...], after: Any) -> list | None:
+    """The cursor's (keys..., id) with their types back, or None for a cursor that does not fit this sort."""
+    if not isinstance(after, list) or len(after) != len(keys) + 1:
+        return None
+    try:
+        values = [
+            datetime.fromisoformat(v) if key in ("active_at", "created_at") else int(v)
+            for key, v in zip(keys, after[:-1], strict=True)
+        ]
+        return [*values, int(after[-1])]
+    except (TypeError, ValueError):
+        return None
+
+
+def page(data: dict[str, Any], *, user) -> Page:
+    """One page of contacts for the cleaned filters. Two queries: the page and its related rows."""
+    keys = SORTS[data.get("sort") or "priority"][1]
+    found = _filtered(data, user).annotate(
+        mql_first=Case(When(stage=Stage.MQL, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        active_at=Coalesce(F("last_activity_at"), Value(EPOCH)),
+    )
+    after = _decode_after(keys, data.get("after"))
+    if after is not None:
+        found = found.filter(_after(keys, after))
+    rows = list(found.select_related("company", "owner").order_by(*(f"-{k}" for k in keys), "-id")[: PAGE_SIZE + 1])
+    cursor = None
+    if len(rows) > PAGE_SIZE:
+        rows, last = rows[:PAGE_SIZE], rows[PAGE_SIZE - 1]
+        values = [getattr(last, k) for k in keys]
+        values = [v.isoformat() if isinstance(v, datetime) else v for v in values] + [last.pk]
+        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+    return Page(rows, cursor)
+
+
+def owners() -> list[tuple[str, str]]:
+    users = get_user_model().objects.filter(groups__name="sales").order_by("first_name").distinct()
+    return [("", "Anyone"), ("me", "Me"), ("none", "Nobody")] + [
+        (str(u.pk), u.get_full_name() or u.email) for u in users
+    ]
