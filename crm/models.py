@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import JSONField, Value
+from django.db.models import Case, F, JSONField, Value, When
 from django.db.models.functions import Lower, Now, Upper
 
 
@@ -29,6 +29,9 @@ class Trend(models.TextChoices):
     RISING = "rising", "Rising"
     STEADY = "steady", "Steady"
     COOLING = "cooling", "Cooling"
+
+
+MQL_FIRST = Case(When(stage="mql", then=Value(1)), default=Value(0), output_field=models.IntegerField())
 
 
 class Company(models.Model):
@@ -90,6 +93,8 @@ class Contact(models.Model):
         indexes = [
             # The leads list: every sort is keyset-paged on (sort key, id).
             models.Index(fields=["-score", "-id"], name="contact_score_idx"),
+            # The default sort, MQLs first: the same expression crm.leadlist orders by.
+            models.Index(MQL_FIRST.desc(), F("score").desc(), F("id").desc(), name="contact_mql_first_idx"),
             models.Index(fields=["stage", "-score", "-id"], name="contact_stage_score_idx"),
             models.Index(fields=["-last_activity_at", "-id"], name="contact_activity_idx"),
             models.Index(fields=["-created_at", "-id"], name="contact_created_idx"),
