@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from crm import health, leadlist
 from crm.models import Contact
-from crm.roles import ADMIN, MARKETING, SALES, primary_role, role_required
+from crm.roles import ADMIN, MARKETING, SALES, primary_role, role_required, roles_of
 
 HOME_OF_ROLE = {ADMIN: "contact_list", MARKETING: "contact_list", SALES: "queue"}
 
@@ -27,7 +27,13 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     form = leadlist.LeadFilters(request.GET)
     found = leadlist.page(form.cleaned_data, user=request.user) if form.is_valid() else leadlist.Page([], None)
     template = "crm/contact_list.html#table" if request.htmx else "crm/contact_list.html"
-    return render(request, template, {"form": form, "found": found, "owners": leadlist.owners()})
+    context = {
+        "form": form,
+        "found": found,
+        "owners": leadlist.owners(),
+        "can_hand_over": bool(roles_of(request.user) & {MARKETING, ADMIN}),
+    }
+    return render(request, template, context)
 
 
 @role_required(MARKETING, SALES, ADMIN)

@@ -278,3 +278,42 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
         )
         returned = cursor.rowcount
     return unclaimed, returned
+
+
+def send_to_sales(*, contact_ids: list[int], marketer: AbstractBaseUser, note: str, sla: Sla) -> int:
+    """A marketer hands leads and MQLs to sales by hand: each moves to sql and enters the queue with the note.
+
+    Contacts in other stages are left as they are. Returns how many were sent. Safe to run twice.
+    """
+    note = note.strip()
+    if not note:
+        raise HandoffRefused("Add a handoff note: what should sales know?")
+    now = timezone.now()
+    with transaction.atomic():
+        movable = list(
+            Contact.objects.filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL)).values_list(
+                "pk", "stage", "score"
+            )
+        )
+        moved = lifecycle.move_many(
+            moves=[
+                lifecycle.Move(pk, stage, Stage.SQL, f"Sent to sales: {note}", score) for pk, stage, score in movable
+            ],
+            by=Actor.of(marketer),
+        )
+        enqueue(
+            contact_ids=[m.contact_id for m in moved], sent_by=Actor.of(marketer).label, sla=sla, note=note, now=now
+        )
+    return len(moved)
+
+
+def disqualify(*, contact_ids: list[int], marketer: AbstractBaseUser, reason: str) -> int:
+    """Disqualify leads and MQLs (sales' contacts are sales' to close). Returns how many moved."""
+    movable = Contact.objects.filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL)).values_list(
+        "pk", "stage", "score"
+    )
+    moves = [
+        lifecycle.Move(pk, stage, Stage.DISQUALIFIED, reason.strip() or "Disqualified by marketing", score)
+        for pk, stage, score in movable
+    ]
+    return len(lifecycle.move_many(moves=moves, by=Actor.of(marketer)))
