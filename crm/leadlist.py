@@ -28,11 +28,15 @@ SORTS = {
 ACTIVE = {"7": 7, "30": 30, "90": 90}
 
 
+def _labelled(label: str) -> forms.Select:
+    return forms.Select(attrs={"aria-label": label})
+
+
 class LeadFilters(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Search")
-    stage = forms.ChoiceField(required=False, choices=[("", "Any stage"), *Stage.choices])
-    grade = forms.ChoiceField(required=False, choices=[("", "Any grade"), *Grade.choices])
-    trend = forms.ChoiceField(required=False, choices=[("", "Any trend"), *Trend.choices])
+    stage = forms.ChoiceField(required=False, choices=[("", "Any stage"), *Stage.choices], widget=_labelled("Stage"))
+    grade = forms.ChoiceField(required=False, choices=[("", "Any grade"), *Grade.choices], widget=_labelled("Grade"))
+    trend = forms.ChoiceField(required=False, choices=[("", "Any trend"), *Trend.choices], widget=_labelled("Trend"))
     channel = forms.CharField(required=False, max_length=100)
     min_score = forms.IntegerField(required=False, label="Score from")
     max_score = forms.IntegerField(required=False, label="to")
@@ -46,6 +50,7 @@ class LeadFilters(forms.Form):
             ("90", "Last 90 days"),
             ("never", "Never"),
         ],
+        widget=_labelled("Last activity"),
     )
     owner = forms.CharField(required=False, max_length=20)
     sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _) in SORTS.items()])
