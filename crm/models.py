@@ -160,3 +160,16 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id}: {self.from_stage} → {self.to_stage}"
+
+
+class Note(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "-created_at"], name="note_contact_idx")]
+
+    def __str__(self) -> str:
+        return f"note on {self.contact_id}"

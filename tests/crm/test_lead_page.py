@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from crm.models import Contact, Note, Stage
+from leads.models import Event, Source
+from scoring.models import ScoreHistory
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def ada(db):
+    return Contact.objects.create(email="ada@example.com", first_name="Ada", job_title="Engineer", stage=Stage.MQL)
+
+
+def add_events(contact, n, **properties):
+    source = Source.objects.get_or_create(name="website")[0]
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [
+            Event(
+                source=source,
+                client_id=f"{contact.pk}-{i}-{now.timestamp()}",
+                contact=contact,
+                type="page_view",
+                properties=properties,
+                occurred_at=now - timedelta(minutes=i),
+                received_at=now,
+            )
+            for i in range(n)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"), [("marketer_mia", 200), ("rep_sam", 200), ("admin_ada", 200), ("roleless_nick", 403)]
+)
+def test_everyone_with_a_role_reads_a_lead(client, request, ada, persona, status):
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get(f"/leads/{ada.pk}/").status_code == status
+
+
+def test_marketing_edits_the_profile_inline(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+    assert "<form" in client.get(f"/leads/{ada.pk}/?edit=profile", **HTMX).content.decode()
+
+    response = client.post(f"/leads/{ada.pk}/", {"form": "profile", "first_name": "Ada", "job_title": "CTO"}, **HTMX)
+
+    assert "CTO" in response.content.decode()
+    assert Contact.objects.get(pk=ada.pk).job_title == "CTO"
+
+
+def test_an_invalid_profile_is_refused_inline_and_nothing_is_saved(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+
+    response = client.post(
+        f"/leads/{ada.pk}/", {"form": "profile", "first_name": "x" * 200, "job_title": "CTO"}, **HTMX
+    )
+
+    assert 'role="alert"' in response.content.decode()
+    assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
+
+
+def test_sales_cannot_edit_the_profile_or_see_marketing_actions(client, rep_sam, ada):
+    client.force_login(rep_sam)
+
+    page = client.get(f"/leads/{ada.pk}/").content.decode()
+    assert "Send to sales" not in page
+    assert "?edit=profile" not in page
+    assert client.post(f"/leads/{ada.pk}/", {"form": "profile", "job_title": "CEO"}).status_code == 403
+    assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
+
+
+def test_marketing_sees_its_actions_for_an_mql(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+
+    assert "Send to sales" in client.get(f"/leads/{ada.pk}/").content.decode()
+
+
+def test_notes_are_added_and_listed(client, rep_sam, ada):
+    client.force_login(rep_sam)
+
+    html = client.post(f"/leads/{ada.pk}/", {"form": "note", "body": "Called, left a voicemail"}, **HTMX).content
+    assert "Called, left a voicemail" in html.decode()
+    assert Note.objects.get().author == rep_sam
+    assert 'role="alert"' in client.post(f"/leads/{ada.pk}/", {"form": "note", "body": ""}, **HTMX).content.decode()
+
+
+def test_the_timeline_reads_like_sentences_and_escapes_what_visitors_sent(client, marketer_mia, ada):
+    add_events(ada, 1, path="/pricing<script>alert(1)</script>", title="<script>alert(2)</script>")
+    client.force_login(marketer_mia)
+
+    html = client.get(f"/leads/{ada.pk}/").content.decode()
+
+    assert "Viewed /pricing&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(" not in html
+
+
+def test_the_timeline_pages_through_older_activity(client, marketer_mia, ada):
+    add_events(ada, 30, path="/docs")
+    client.force_login(marketer_mia)
+
+    first = client.get(f"/leads/{ada.pk}/").content.decode()
+    assert first.count("Viewed /docs") == 25
+    older = re.search(r"part=timeline&(?:amp;)?before=(\d+)", first).group(1)
+    rest = client.get(f"/leads/{ada.pk}/?part=timeline&before={older}", **HTMX).content.decode()
+    assert rest.count("Viewed /docs") == 5
+    assert "Older activity" not in rest
+
+
+def test_the_score_chart_draws_the_history(client, marketer_mia, ada):
+    now = timezone.now()
+    for days, score in ((3, 10), (2, 35), (1, 48)):
+        ScoreHistory.objects.create(
+            contact=ada, at=now - timedelta(days=days), score=score, fit_score=0, engagement_score=score, stage="lead"
+        )
+    client.force_login(marketer_mia)
+
+    assert "<polyline" in client.get(f"/leads/{ada.pk}/").content.decode()
+
+
+def test_the_lead_page_runs_a_fixed_number_of_queries(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+    add_events(ada, 2, path="/")
+    client.get(f"/leads/{ada.pk}/")
+    with CaptureQueriesContext(connection) as few:
+        client.get(f"/leads/{ada.pk}/")
+    add_events(ada, 40, path="/")
+    for i in range(10):
+        Note.objects.create(contact=ada, author=marketer_mia, body=f"n{i}")
+
+    with CaptureQueriesContext(connection) as many:
+        client.get(f"/leads/{ada.pk}/")
+
+    assert len(many) == len(few) <= 12
