@@ -64,3 +64,42 @@ def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(browser, li
 
     assert page.get_by_role("status").inner_text() == "Sent 1 lead(s) to sales."
     assert QueueEntry.objects.get(contact=ada).note == "Met at the trade show; wants pricing"
+
+
+def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
+    browser, live_server, marketer_mia, rep_sam
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from leads.models import Event, Source
+
+    lead = Contact.objects.create(email="grace@example.com", first_name="Grace", stage=Stage.MQL, job_title="Analyst")
+    Event.objects.create(
+        source=Source.objects.create(name="website"),
+        client_id="x1",
+        contact=lead,
+        type="page_view",
+        properties={"path": "<script>window.pwned=1</script>", "title": "<img src=x onerror=window.pwned=2>"},
+        occurred_at=timezone.now() - timedelta(minutes=5),
+        received_at=timezone.now(),
+    )
+    page = signed_in(browser, live_server, marketer_mia)
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    page.wait_for_function("window.htmx !== undefined")
+
+    assert "Viewed <script>window.pwned=1</script>" in page.locator(".timeline").inner_text()  # text, not markup
+    assert page.evaluate("window.pwned") is None
+
+    page.locator("#profile").get_by_role("link", name="Edit").click()
+    page.get_by_label("Job title").fill("Head of Analytics")
+    page.get_by_role("button", name="Save").click()
+    page.locator("#profile").get_by_text("Head of Analytics").wait_for()
+    assert Contact.objects.get(pk=lead.pk).job_title == "Head of Analytics"
+
+    rep = signed_in(browser, live_server, rep_sam)
+    rep.goto(f"{live_server.url}/leads/{lead.pk}/")
+    assert "Head of Analytics" in rep.locator("#profile").inner_text()
+    assert rep.get_by_role("button", name="Send to sales").count() == 0
+    assert rep.locator("#profile").get_by_role("link", name="Edit").count() == 0

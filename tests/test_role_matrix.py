@@ -1,0 +1,55 @@
+"""Every page and action against every role: the server decides, whatever the page shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.models import Contact, Stage
+from handoff import services
+from handoff.models import QueueEntry
+
+# (method, url, data, {role: expected status}); "anonymous" is redirected to log in (302).
+MATRIX = [
+    ("get", "/", None, {"marketer_mia": 302, "rep_sam": 302, "admin_ada": 302, "roleless_nick": 403}),
+    ("get", "/leads/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
+    ("get", "/leads/{contact}/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
+    (
+        "post",
+        "/leads/{contact}/",
+        {"form": "profile", "job_title": "CTO"},
+        {"marketer_mia": 200, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
+    ),
+    (
+        "post",
+        "/leads/{contact}/",
+        {"form": "note", "body": "hi"},
+        {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403},
+    ),
+    (
+        "post",
+        "/leads/hand-over",
+        {"ids": "{contact}", "action": "disqualify", "note": "x"},
+        {"marketer_mia": 200, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
+    ),
+    ("get", "/queue/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
+    ("post", "/queue/{entry}/claim", {}, {"marketer_mia": 403, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
+    ("get", "/admin/", None, {"marketer_mia": 302, "rep_sam": 302, "admin_ada": 200, "roleless_nick": 302}),
+]
+PERSONAS = ["marketer_mia", "rep_sam", "admin_ada", "roleless_nick", "anonymous"]
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize(("method", "url", "data", "expected"), MATRIX, ids=[f"{m} {u}" for m, u, _, _ in MATRIX])
+def test_role_matrix(client, request, db, persona, method, url, data, expected):
+    contact = Contact.objects.create(email="lead@example.com", stage=Stage.MQL)
+    entry_contact = Contact.objects.create(email="sql@example.com", stage=Stage.SQL)
+    services.enqueue(contact_ids=[entry_contact.pk], sent_by="scoring v1", sla=services.Sla(60, 120))
+    entry = QueueEntry.objects.get(contact=entry_contact)
+    if persona != "anonymous":
+        client.force_login(request.getfixturevalue(persona))
+    path = url.format(contact=contact.pk, entry=entry.pk)
+    payload = {k: (v.format(contact=contact.pk) if isinstance(v, str) else v) for k, v in (data or {}).items()}
+
+    response = client.get(path) if method == "get" else client.post(path, payload, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == (302 if persona == "anonymous" else expected[persona])
