@@ -35,15 +35,18 @@ def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(browser, li
     )
     Contact.objects.create(email="bob@other.example", first_name="Bob", stage=Stage.MQL, grade="A", score=50)
     Contact.objects.create(email="cy@acme.example", first_name="Cy", company=acme, stage=Stage.LEAD, grade="C")
+    Contact.objects.create(email="di@acme.example", first_name="Di", company=acme, stage=Stage.MQL, grade="B")
     page = signed_in(browser, live_server, marketer_mia)
     page.goto(f"{live_server.url}/leads/")
     page.wait_for_function("window.htmx !== undefined")
 
     page.get_by_label("Stage").select_option("mql")
     page.wait_for_url("**/leads/?*stage=mql*")
+    page.get_by_label("Grade").select_option("A")
+    page.wait_for_url("**grade=A*")
     page.get_by_label("Search").fill("acme")
     page.wait_for_url("**q=acme*")
-    page.get_by_text("cy@acme.example").wait_for(state="detached")
+    page.get_by_text("di@acme.example").wait_for(state="detached")
 
     rows = page.locator("#contact-table tbody tr")
     assert rows.count() == 1
