@@ -187,6 +187,33 @@ def browser():
         browser.close()
 
 
+def wait_for(condition, timeout: float = 15.0):
+    """Poll ``condition`` until it returns something truthy (which is returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def signed_in(browser, live_server):
+    """signed_in(user): a page in a browser context of its own, with that user's session."""
+    from django.test import Client
+
+    def open_page(user):
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context()
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    return open_page
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context()

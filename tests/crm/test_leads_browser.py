@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from crm.models import Company, Contact, Stage
 from handoff.models import QueueEntry
@@ -11,17 +10,7 @@ from handoff.models import QueueEntry
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def signed_in(browser, live_server, user):
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context()
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    return page
-
-
-def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(browser, live_server, marketer_mia):
+def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(signed_in, live_server, marketer_mia):
     acme = Company.objects.create(name="Acme Rockets", size=300)
     breakdown = [{"rule": "Demo or contact request", "kind": "behaviour", "events": 1, "points": 40}]
     ada = Contact.objects.create(
@@ -36,7 +25,7 @@ def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(browser, li
     Contact.objects.create(email="bob@other.example", first_name="Bob", stage=Stage.MQL, grade="A", score=50)
     Contact.objects.create(email="cy@acme.example", first_name="Cy", company=acme, stage=Stage.LEAD, grade="C")
     Contact.objects.create(email="di@acme.example", first_name="Di", company=acme, stage=Stage.MQL, grade="B")
-    page = signed_in(browser, live_server, marketer_mia)
+    page = signed_in(marketer_mia)
     page.goto(f"{live_server.url}/leads/")
     page.wait_for_function("window.htmx !== undefined")
 
@@ -70,7 +59,7 @@ def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(browser, li
 
 
 def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
-    browser, live_server, marketer_mia, rep_sam
+    signed_in, live_server, marketer_mia, rep_sam
 ):
     from datetime import timedelta
 
@@ -88,7 +77,7 @@ def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
         occurred_at=timezone.now() - timedelta(minutes=5),
         received_at=timezone.now(),
     )
-    page = signed_in(browser, live_server, marketer_mia)
+    page = signed_in(marketer_mia)
     page.goto(f"{live_server.url}/leads/{lead.pk}/")
     page.wait_for_function("window.htmx !== undefined")
 
@@ -101,7 +90,7 @@ def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
     page.locator("#profile").get_by_text("Head of Analytics").wait_for()
     assert Contact.objects.get(pk=lead.pk).job_title == "Head of Analytics"
 
-    rep = signed_in(browser, live_server, rep_sam)
+    rep = signed_in(rep_sam)
     rep.goto(f"{live_server.url}/leads/{lead.pk}/")
     assert "Head of Analytics" in rep.locator("#profile").inner_text()
     assert rep.get_by_role("button", name="Send to sales").count() == 0

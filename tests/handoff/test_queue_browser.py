@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from tests.handoff.conftest import sql_entry
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def signed_in(browser, live_server, user):
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context()
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    return page
-
-
-def test_two_reps_claim_at_once_one_wins_and_the_other_sees_who(browser, live_server, rep_sam, rep_ria):
+def test_two_reps_claim_at_once_one_wins_and_the_other_sees_who(signed_in, live_server, rep_sam, rep_ria):
     entry = sql_entry(first_name="Ada", last_name="Lovelace")
-    sam, ria = signed_in(browser, live_server, rep_sam), signed_in(browser, live_server, rep_ria)
+    sam, ria = signed_in(rep_sam), signed_in(rep_ria)
     for page in (sam, ria):
         page.goto(f"{live_server.url}/queue/")
         page.wait_for_function("window.htmx !== undefined")
@@ -46,9 +35,9 @@ def test_two_reps_claim_at_once_one_wins_and_the_other_sees_who(browser, live_se
     assert loser.locator(f"#mine-{entry.pk}").count() == 0
 
 
-def test_a_rep_rejects_with_a_reason_and_marketing_reads_it(browser, live_server, rep_sam, marketer_mia):
+def test_a_rep_rejects_with_a_reason_and_marketing_reads_it(signed_in, live_server, rep_sam, marketer_mia):
     entry = sql_entry(first_name="Grace", last_name="Hopper")
-    sam = signed_in(browser, live_server, rep_sam)
+    sam = signed_in(rep_sam)
     sam.goto(f"{live_server.url}/queue/")
     sam.locator(f"#entry-{entry.pk} button").click()
     row = sam.locator(f"#mine-{entry.pk}")
@@ -58,7 +47,7 @@ def test_a_rep_rejects_with_a_reason_and_marketing_reads_it(browser, live_server
     row.get_by_role("button", name="Send back to marketing").click()
     sam.get_by_text("Nothing claimed").wait_for()
 
-    mia = signed_in(browser, live_server, marketer_mia)
+    mia = signed_in(marketer_mia)
     mia.goto(f"{live_server.url}/leads/{entry.contact_id}/")
 
     assert mia.locator("#rejection").inner_text() == "Rejected by sales: No budget — Budget frozen until Q3"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ from django.utils import timezone
 
 from handoff.models import QueueEntry, SlaBreach
 from handoff.tasks import enforce_sla
+from tests.conftest import wait_for
 from tests.handoff.conftest import sql_entry
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -126,7 +126,4 @@ def test_the_sla_task_runs_through_the_worker(celery_worker, rep_sam):
 
     enforce_sla.delay()
 
-    deadline = time.monotonic() + 15
-    while not SlaBreach.objects.filter(entry_id=entry.pk).exists():
-        assert time.monotonic() < deadline, "the SLA task did not run"
-        time.sleep(0.1)
+    wait_for(lambda: SlaBreach.objects.filter(entry_id=entry.pk).exists())

@@ -8,7 +8,6 @@ Access rules want for a page that talks to a loopback server.
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from django.conf import settings
 
 from leads.models import ApiKey, Event, Source
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOP = "http://shop.test"
@@ -58,15 +58,6 @@ def host_page(script_src: str, key: str, body: str = "") -> str:
 
 def serve(page, url: str, html: str) -> None:
     page.route(url, lambda route: route.fulfill(status=200, content_type="text/html", body=html))
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture

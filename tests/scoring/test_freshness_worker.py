@@ -19,18 +19,9 @@ from crm.redis_client import get_redis
 from scoring import services
 from scoring.models import CriteriaVersion, RescoreRun
 from scoring.tasks import full_rescore, refresh_decay, rescore_contacts, sweep_stale
-from tests.conftest import database_url, running_worker
+from tests.conftest import database_url, running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def sales_ready(email, prefix="e"):
