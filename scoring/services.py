@@ -84,7 +84,7 @@ def _rescore(criteria: Criteria, now: datetime, **target) -> Rescored:
         cursor.execute(text, params | target | {"now": now})
         rows = cursor.fetchall()
         moves = []
-        for contact_id, stage, score, promotion_score, has_intent in rows:
+        for contact_id, stage, score, promotion_score, has_intent, _grade in rows:
             decision = automatic_move(
                 stage=stage, score=score, promotion_score=promotion_score, has_intent=has_intent, criteria=criteria
             )

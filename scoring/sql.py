@@ -88,8 +88,29 @@ def _capped(rule: Behaviour, i: int, decayed: str, params: dict[str, Any]) -> st
     return _cents(raw)
 
 
-def statement(criteria: Criteria, *, by_range: bool) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters (add ``now`` and ``ids``, or ``lo`` and ``hi``) that rescore a set of contacts."""
+# The writes that follow the scored CTE (left out for a read-only preview); {target} bounds the UPDATE.
+WRITES_TEMPLATE = """,
+updated AS (
+    UPDATE crm_contact c SET score = x.score, fit_score = x.fit, engagement_score = x.engagement,
+        grade = x.grade, trend = x.trend, breakdown = x.breakdown, criteria_version = %(version)s,
+        scored_at = %(now)s, updated_at = %(now)s, last_activity_at = coalesce(x.last_event_at, c.last_activity_at)
+    FROM scored x
+    WHERE c.id = x.id AND {target} AND (c.score, c.fit_score, c.engagement_score, c.grade, c.trend, c.breakdown,
+            c.criteria_version, c.last_activity_at)
+        IS DISTINCT FROM (x.score, x.fit, x.engagement, x.grade, x.trend, x.breakdown, %(version)s,
+            coalesce(x.last_event_at, c.last_activity_at))
+    RETURNING c.id, x.old_score, c.score, c.fit_score, c.engagement_score, c.stage
+),
+history AS (
+    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
+    SELECT id, %(now)s, score, fit_score, engagement_score, stage FROM updated WHERE score IS DISTINCT FROM old_score
+)"""
+
+
+def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters (add ``now`` and ``ids``, or ``lo`` and ``hi``) that rescore a set of contacts.
+
+    With ``write=False`` it only reads: what the criteria would make of each contact (for previews)."""
     params: dict[str, Any] = {
         "version": criteria.version,
         "half_life": float(criteria.half_life_days),
@@ -186,23 +207,8 @@ computed AS (
 ),
 scored AS (
     SELECT x.*, floor(x.fit + x.engagement + 0.5)::int AS score FROM computed x
-),
-updated AS (
-    UPDATE crm_contact c SET score = x.score, fit_score = x.fit, engagement_score = x.engagement,
-        grade = x.grade, trend = x.trend, breakdown = x.breakdown, criteria_version = %(version)s,
-        scored_at = %(now)s, updated_at = %(now)s, last_activity_at = coalesce(x.last_event_at, c.last_activity_at)
-    FROM scored x
-    WHERE c.id = x.id AND {target} AND (c.score, c.fit_score, c.engagement_score, c.grade, c.trend, c.breakdown,
-            c.criteria_version, c.last_activity_at)
-        IS DISTINCT FROM (x.score, x.fit, x.engagement, x.grade, x.trend, x.breakdown, %(version)s,
-            coalesce(x.last_event_at, c.last_activity_at))
-    RETURNING c.id, x.old_score, c.score, c.fit_score, c.engagement_score, c.stage
-),
-history AS (
-    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-    SELECT id, %(now)s, score, fit_score, engagement_score, stage FROM updated WHERE score IS DISTINCT FROM old_score
-)
-SELECT x.id, x.stage, x.score, x.promotion_score, x.intent FROM scored x
-"""
+){{WRITES}}"""
+    sql = sql.replace("{WRITES}", WRITES_TEMPLATE.format(target=target) if write else "")
+    sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade FROM scored x"
     params |= {"grade_a": criteria.grade_a, "grade_b": criteria.grade_b, "grade_c": criteria.grade_c}
     return sql, params

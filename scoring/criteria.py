@@ -1,0 +1,151 @@
+"""Editing the qualification criteria: a draft of the active version, validated, previewed, published."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from crm.errors import DomainError
+from scoring import engine, sql
+from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
+from scoring.services import CHUNK, criteria_of, start_full_rescore
+from scoring.stages import automatic_move
+from scoring.tasks import full_rescore
+
+Status = CriteriaVersion.Status
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SAMPLES = 20
+
+
+class CriteriaRefused(DomainError):
+    pass
+
+
+def _copy(source: CriteriaVersion) -> CriteriaVersion:
+    """A new draft numbered after every version so far, with ``source``'s settings and rules."""
+    number = (CriteriaVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+    copy = CriteriaVersion.objects.get(pk=source.pk)
+    copy.pk, copy.number, copy.status, copy.published_at, copy.published_by = None, number, Status.DRAFT, None, None
+    copy.save()
+    BehaviourRule.objects.bulk_create(
+        [BehaviourRule(**{**r, "id": None, "version_id": copy.pk}) for r in source.behaviour_rules.values()]
+    )
+    FitRule.objects.bulk_create(
+        [FitRule(**{**r, "id": None, "version_id": copy.pk}) for r in source.fit_rules.values()]
+    )
+    return copy
+
+
+def draft() -> CriteriaVersion:
+    """The one draft, created from the active version if there is none. Safe to call twice."""
+    with transaction.atomic():
+        existing = CriteriaVersion.objects.select_for_update().filter(status=Status.DRAFT).first()
+        return existing or _copy(CriteriaVersion.objects.get(status=Status.ACTIVE))
+
+
+def problems(version: CriteriaVersion) -> list[str]:
+    """Everything wrong with a version, one sentence each; empty when it may be published."""
+    found = []
+    if min(version.mql_threshold, version.sql_threshold, version.hysteresis, version.half_life_days) < 0:
+        found.append("Thresholds, hysteresis and half-life must not be below zero.")
+    if version.sql_threshold < version.mql_threshold:
+        found.append("The SQL threshold must not be under the MQL threshold.")
+    if not version.grade_a >= version.grade_b >= version.grade_c:
+        found.append("Grade bands must go down from A to C.")
+    for rule in version.behaviour_rules.all():
+        if not rule.name.strip() or not EVENT_TYPE.match(rule.event_type):
+            found.append(
+                f"Behaviour rule “{rule.name or '(unnamed)'}” needs a name and an event type such as page_view."
+            )
+        if rule.property_key and (rule.operator not in BehaviourRule.Operator.values or not rule.values):
+            found.append(f"Behaviour rule “{rule.name}”: a property condition needs an operator and a value.")
+        if rule.cap is not None and rule.cap <= 0:
+            found.append(f"Behaviour rule “{rule.name}”: a cap must be above zero.")
+    for rule in version.fit_rules.all():
+        known = rule.field in engine.FIT_FIELDS or (rule.field.startswith("profile.") and len(rule.field) > 8)
+        if not rule.name.strip() or not known:
+            found.append(f"Fit rule “{rule.name or '(unnamed)'}”: unknown field “{rule.field}”.")
+        if rule.operator not in FitRule.Operator.values:
+            found.append(f"Fit rule “{rule.name}”: unknown operator “{rule.operator}”.")
+        elif rule.operator in ("gte", "lte") and not (rule.values and engine.NUMBER.match(str(rule.values[0]))):
+            found.append(f"Fit rule “{rule.name}”: ≥ and ≤ need a number.")
+        elif rule.operator not in ("is_set", "is_not_set", "gte", "lte") and not rule.values:
+            found.append(f"Fit rule “{rule.name}” needs a value.")
+    return found
+
+
+@dataclass
+class Preview:
+    stages: Counter = field(default_factory=Counter)  # stage -> contacts under the draft
+    grades: Counter = field(default_factory=Counter)
+    today_stages: Counter = field(default_factory=Counter)
+    today_grades: Counter = field(default_factory=Counter)
+    moves: Counter = field(default_factory=Counter)  # (from, to) -> contacts
+    samples: list[tuple[int, str, str, int]] = field(default_factory=list)  # (id, from, to, score)
+
+
+def preview(version: CriteriaVersion) -> Preview:
+    """What publishing ``version`` would do, computed set-based and read-only, chunk by chunk."""
+    criteria = criteria_of(version)
+    text, params = sql.statement(criteria, by_range=True, write=False)
+    result, now, last = Preview(), timezone.now(), 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
+                [last, CHUNK],
+            )
+            lo, hi = cursor.fetchone()
+            if lo is None:
+                return result
+            cursor.execute("SELECT id, stage, grade FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
+            today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
+            cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
+            for pk, stage, score, promotion, intent, grade in cursor.fetchall():
+                move = automatic_move(
+                    stage=stage, score=score, promotion_score=promotion, has_intent=intent, criteria=criteria
+                )
+                after = move[0].value if move else stage
+                result.stages[after] += 1
+                result.grades[grade] += 1
+                result.today_stages[today[pk][0]] += 1
+                result.today_grades[today[pk][1]] += 1
+                if after != stage:
+                    result.moves[(stage, after)] += 1
+                    if len(result.samples) < SAMPLES:
+                        result.samples.append((pk, stage, after, score))
+            last = hi
+
+
+def publish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
+    """Make ``version`` (a draft) the active one and rescore everyone in the background (on commit).
+
+    Refused while a full rescore is still running, or when the version has problems.
+    """
+    if found := problems(version):
+        raise CriteriaRefused(" ".join(found))
+    with transaction.atomic():
+        if RescoreRun.objects.select_for_update().filter(finished_at=None).exists():
+            raise CriteriaRefused("A rescore is still running; publish again when it has finished.")
+        CriteriaVersion.objects.filter(status=Status.ACTIVE).update(status=Status.RETIRED)
+        CriteriaVersion.objects.filter(pk=version.pk).update(
+            status=Status.ACTIVE, published_at=timezone.now(), published_by=by
+        )
+        version.refresh_from_db()
+        run = start_full_rescore(version=version)
+        transaction.on_commit(partial(full_rescore.delay, run.pk))
+    return run
+
+
+def republish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
+    """Publish an earlier version again, as a new version number (history is never rewritten)."""
+    with transaction.atomic():
+        CriteriaVersion.objects.filter(status=Status.DRAFT).delete()
+        return publish(version=_copy(version), by=by)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from crm.models import Contact, Stage, StageChange
+from leads.models import Event
+from scoring import criteria, services
+from scoring.criteria import CriteriaRefused
+from scoring.models import CriteriaVersion, RescoreRun
+
+
+@pytest.fixture
+def mqls(db, source):
+    """Contacts scored 40, 55 and 106 now (no sales intent): all MQLs under version 1."""
+    plan = {
+        "m0": [("form_submit", {"form": "webinar"})] * 2 + [("email_open", {})] * 10,
+        "m1": [("form_submit", {"form": "webinar"})] * 2 + [("email_open", {})] * 10 + [("email_click", {})] * 5,
+        "m2": [("form_submit", {"form": "webinar"})] * 2
+        + [("email_open", {})] * 10
+        + [("email_click", {})] * 10
+        + [("page_view", {"path": "/pricing"})] * 6,
+    }
+    now, made = timezone.now(), []
+    for name, events in plan.items():
+        contact = Contact.objects.create(email=f"{name}@example.com")
+        Event.objects.bulk_create(
+            [
+                Event(
+                    source=source,
+                    client_id=f"{name}-{i}",
+                    contact=contact,
+                    type=t,
+                    properties=p,
+                    occurred_at=now,
+                    received_at=now,
+                )
+                for i, (t, p) in enumerate(events)
+            ]
+        )
+        made.append(contact)
+    services.rescore(contact_ids=[c.pk for c in made])
+    assert [Contact.objects.get(pk=c.pk).score for c in made] == [40, 55, 106]
+    return made
+
+
+def test_a_draft_copies_the_active_version_once(db):
+    first = criteria.draft()
+
+    assert criteria.draft() == first
+    assert (first.number, first.status) == (2, "draft")
+    assert first.behaviour_rules.count() == 9 and first.fit_rules.count() == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mql_threshold": -1}, "below zero"),
+        ({"sql_threshold": 30}, "SQL threshold must not be under"),
+        ({"grade_b": 40}, "Grade bands"),
+    ],
+)
+def test_invalid_settings_are_refused_and_nothing_changes(db, admin_ada, change, message):
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(**change)
+    draft.refresh_from_db()
+
+    with pytest.raises(CriteriaRefused, match=message):
+        criteria.publish(version=draft, by=admin_ada)
+    assert CriteriaVersion.objects.get(status="active").number == 1
+
+
+def test_invalid_rules_are_named(db):
+    draft = criteria.draft()
+    draft.fit_rules.create(name="Shoe size", field="shoe_size", operator="gte", values=["x"], points=5)
+    draft.behaviour_rules.create(name="", event_type="Page View", points=1)
+
+    found = " ".join(criteria.problems(draft))
+
+    assert "unknown field “shoe_size”" in found
+    assert "≥ and ≤ need a number" in found
+    assert "needs a name and an event type" in found
+
+
+def test_a_higher_mql_threshold_moves_contacts_out_and_republishing_moves_them_back(mqls, admin_ada):
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(mql_threshold=60, sql_threshold=80)
+    draft.refresh_from_db()
+    preview = criteria.preview(draft)
+
+    run = criteria.publish(version=draft, by=admin_ada)
+    services.run_full_rescore(run_id=run.pk)
+
+    stages = dict(Contact.objects.values_list("email", "stage"))
+    # 40 falls below 60 − 5; 55 sits inside the hysteresis band and stays; 106 stays.
+    assert stages == {"m0@example.com": "lead", "m1@example.com": "mql", "m2@example.com": "mql"}
+    assert StageChange.objects.filter(to_stage="lead", by_label="scoring v2").count() == 1
+    assert dict(preview.stages) == {"lead": 1, "mql": 2}  # the preview said what publishing then did
+    assert preview.moves[("mql", "lead")] == 1
+
+    again = criteria.republish(version=CriteriaVersion.objects.get(number=1), by=admin_ada)
+    services.run_full_rescore(run_id=again.pk)
+
+    assert set(Contact.objects.values_list("stage", flat=True)) == {Stage.MQL}
+    assert StageChange.objects.filter(to_stage="mql", by_label="scoring v3").count() == 1
+    assert CriteriaVersion.objects.get(status="active").number == 3
+
+
+def test_a_second_publish_while_a_rescore_runs_is_refused(db, admin_ada):
+    criteria.publish(version=criteria.draft(), by=admin_ada)  # its rescore has not run
+    assert RescoreRun.objects.filter(finished_at=None).exists()
+
+    with pytest.raises(CriteriaRefused, match="still running"):
+        criteria.publish(version=criteria.draft(), by=admin_ada)
