@@ -16,4 +16,5 @@ urlpatterns = [
     path("leads/<int:contact_id>/", views.contact_detail, name="contact_detail"),
     path("", include("leads.urls")),
     path("", include("handoff.urls")),
+    path("", include("scoring.urls")),
 ]

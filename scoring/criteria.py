@@ -90,6 +90,15 @@ class Preview:
     moves: Counter = field(default_factory=Counter)  # (from, to) -> contacts
     samples: list[tuple[int, str, str, int]] = field(default_factory=list)  # (id, from, to, score)
 
+    @property
+    def stage_rows(self) -> list[tuple[str, int, int]]:
+        """(stage, today, under the draft) for the page (templates cannot iterate a Counter's items)."""
+        return [(s, self.today_stages[s], self.stages[s]) for s in sorted(set(self.stages) | set(self.today_stages))]
+
+    @property
+    def grade_rows(self) -> list[tuple[str, int, int]]:
+        return [(g, self.today_grades[g], self.grades[g]) for g in sorted(set(self.grades) | set(self.today_grades))]
+
 
 def preview(version: CriteriaVersion) -> Preview:
     """What publishing ``version`` would do, computed set-based and read-only, chunk by chunk."""

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from scoring import views
+
+urlpatterns = [path("criteria/", views.criteria_page, name="criteria")]

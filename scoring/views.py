@@ -1,0 +1,69 @@
+"""The criteria pages (admins): edit the draft, preview, publish with progress, history."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from crm.roles import ADMIN, role_required
+from scoring import criteria
+from scoring.forms import BehaviourRules, FitRules, SettingsForm
+from scoring.models import CriteriaVersion, RescoreRun
+
+
+def _context(draft: CriteriaVersion, **extra) -> dict:
+    return {
+        "draft": draft,
+        "settings_form": extra.pop("settings_form", None) or SettingsForm(instance=draft),
+        "behaviour": extra.pop("behaviour", None) or BehaviourRules(instance=draft, prefix="b"),
+        "fit": extra.pop("fit", None) or FitRules(instance=draft, prefix="f"),
+        "problems": criteria.problems(draft),
+        "versions": CriteriaVersion.objects.exclude(status="draft").select_related("published_by").order_by("-number"),
+        "run": RescoreRun.objects.order_by("-pk").first(),
+        **extra,
+    }
+
+
+@role_required(ADMIN)
+def criteria_page(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.GET.get("part") == "progress":
+        return render(request, "scoring/criteria.html#progress", {"run": RescoreRun.objects.order_by("-pk").first()})
+    draft = criteria.draft()
+    if request.method != "POST":
+        return render(request, "scoring/criteria.html", _context(draft))
+    action = request.POST.get("action")
+    if action == "republish":
+        old = get_object_or_404(CriteriaVersion, number=request.POST.get("version"), status="retired")
+        return _publish(request, lambda: criteria.republish(version=old, by=request.user))
+    settings_form = SettingsForm(request.POST, instance=draft)
+    behaviour = BehaviourRules(request.POST, instance=draft, prefix="b")
+    fit = FitRules(request.POST, instance=draft, prefix="f")
+    if not (settings_form.is_valid() and behaviour.is_valid() and fit.is_valid()):
+        return render(
+            request,
+            "scoring/criteria.html",
+            _context(draft, settings_form=settings_form, behaviour=behaviour, fit=fit),
+            status=400,
+        )
+    with transaction.atomic():
+        settings_form.save()
+        behaviour.save()
+        fit.save()
+    draft.refresh_from_db()
+    if action == "preview":
+        return render(request, "scoring/criteria.html", _context(draft, preview=criteria.preview(draft)))
+    if action == "publish":
+        return _publish(request, lambda: criteria.publish(version=draft, by=request.user))
+    return render(request, "scoring/criteria.html", _context(draft, saved=True))
+
+
+def _publish(request: HttpRequest, do) -> HttpResponse:
+    try:
+        do()
+        error = ""
+    except criteria.CriteriaRefused as e:
+        error = str(e)
+    return render(
+        request, "scoring/criteria.html", _context(criteria.draft(), publish_error=error), status=400 if error else 200
+    )

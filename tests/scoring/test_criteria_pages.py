@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from scoring.models import CriteriaVersion, RescoreRun
+
+
+def form_data(client):
+    """The page's form as a browser would post it (every field as rendered)."""
+    page = client.get("/criteria/")
+    data = {}
+    for name in ("settings_form", "behaviour", "fit"):
+        form = page.context[name]
+        forms = [form] if name == "settings_form" else [form.management_form, *form.forms]
+        for f in forms:
+            for field in f:
+                value = field.value()
+                if isinstance(value, list):
+                    value = ", ".join(map(str, value))
+                if value is not None and value is not False:  # (0 is a value: `0 in (None, False)` is true)
+                    data[field.html_name] = "on" if value is True else value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("persona", "get", "post"), [("admin_ada", 200, 400), ("marketer_mia", 403, 403), ("rep_sam", 403, 403)]
+)
+def test_only_admins_reach_the_criteria(client, request, db, persona, get, post):
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get("/criteria/").status_code == get
+    assert client.post("/criteria/", {"action": "publish"}).status_code == post  # an admin's empty form: 400
+    assert CriteriaVersion.objects.get(status="active").number == 1
+
+
+def test_an_sql_threshold_under_the_mql_one_is_refused_inline_and_nothing_saved(client, admin_ada):
+    client.force_login(admin_ada)
+    data = form_data(client) | {"sql_threshold": "30", "action": "save"}
+
+    response = client.post("/criteria/", data)
+
+    assert response.status_code == 400
+    assert "Must not be under the MQL threshold." in response.content.decode()
+    assert CriteriaVersion.objects.get(status="draft").sql_threshold == 70
+
+
+def test_an_admin_edits_previews_and_publishes(client, admin_ada, django_capture_on_commit_callbacks):
+    client.force_login(admin_ada)
+    data = form_data(client) | {"mql_threshold": "45"}
+
+    preview = client.post("/criteria/", data | {"action": "preview"})
+    assert "Preview: contacts by stage" in preview.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        published = client.post("/criteria/", form_data(client) | {"action": "publish"})
+
+    assert published.status_code == 200
+    active = CriteriaVersion.objects.get(status="active")
+    assert (active.number, active.mql_threshold, active.published_by) == (2, 45, admin_ada)
+    assert RescoreRun.objects.get(version=active).finished_at is None
+    assert (
+        'aria-label="Rescore progress"'
+        in client.get("/criteria/?part=progress", HTTP_HX_REQUEST="true").content.decode()
+    )
