@@ -50,6 +50,33 @@ def draft() -> CriteriaVersion:
         return existing or _copy(CriteriaVersion.objects.get(status=Status.ACTIVE))
 
 
+def behaviour_problems(rule: BehaviourRule) -> list[str]:
+    name = rule.name.strip() or "(unnamed)"
+    found = []
+    if not rule.name.strip() or not EVENT_TYPE.match(rule.event_type or ""):
+        found.append(f"Behaviour rule “{name}” needs a name and an event type such as page_view.")
+    if rule.property_key and (rule.operator not in BehaviourRule.Operator.values or not rule.values):
+        found.append(f"Behaviour rule “{name}”: a property condition needs an operator and a value.")
+    if rule.cap is not None and rule.cap <= 0:
+        found.append(f"Behaviour rule “{name}”: a cap must be above zero.")
+    return found
+
+
+def fit_problems(rule: FitRule) -> list[str]:
+    name = rule.name.strip() or "(unnamed)"
+    known = rule.field in engine.FIT_FIELDS or (rule.field.startswith("profile.") and len(rule.field) > 8)
+    found = []
+    if not rule.name.strip() or not known:
+        found.append(f"Fit rule “{name}”: unknown field “{rule.field}”.")
+    if rule.operator not in FitRule.Operator.values:
+        found.append(f"Fit rule “{name}”: unknown operator “{rule.operator}”.")
+    elif rule.operator in ("gte", "lte") and not (rule.values and engine.NUMBER.match(str(rule.values[0]))):
+        found.append(f"Fit rule “{name}”: ≥ and ≤ need a number.")
+    elif rule.operator not in ("is_set", "is_not_set", "gte", "lte") and not rule.values:
+        found.append(f"Fit rule “{name}” needs a value.")
+    return found
+
+
 def problems(version: CriteriaVersion) -> list[str]:
     """Everything wrong with a version, one sentence each; empty when it may be published."""
     found = []
@@ -60,24 +87,9 @@ def problems(version: CriteriaVersion) -> list[str]:
     if not version.grade_a >= version.grade_b >= version.grade_c:
         found.append("Grade bands must go down from A to C.")
     for rule in version.behaviour_rules.all():
-        if not rule.name.strip() or not EVENT_TYPE.match(rule.event_type):
-            found.append(
-                f"Behaviour rule “{rule.name or '(unnamed)'}” needs a name and an event type such as page_view."
-            )
-        if rule.property_key and (rule.operator not in BehaviourRule.Operator.values or not rule.values):
-            found.append(f"Behaviour rule “{rule.name}”: a property condition needs an operator and a value.")
-        if rule.cap is not None and rule.cap <= 0:
-            found.append(f"Behaviour rule “{rule.name}”: a cap must be above zero.")
+        found += behaviour_problems(rule)
     for rule in version.fit_rules.all():
-        known = rule.field in engine.FIT_FIELDS or (rule.field.startswith("profile.") and len(rule.field) > 8)
-        if not rule.name.strip() or not known:
-            found.append(f"Fit rule “{rule.name or '(unnamed)'}”: unknown field “{rule.field}”.")
-        if rule.operator not in FitRule.Operator.values:
-            found.append(f"Fit rule “{rule.name}”: unknown operator “{rule.operator}”.")
-        elif rule.operator in ("gte", "lte") and not (rule.values and engine.NUMBER.match(str(rule.values[0]))):
-            found.append(f"Fit rule “{rule.name}”: ≥ and ≤ need a number.")
-        elif rule.operator not in ("is_set", "is_not_set", "gte", "lte") and not rule.values:
-            found.append(f"Fit rule “{rule.name}” needs a value.")
+        found += fit_problems(rule)
     return found
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.forms import inlineformset_factory
 
+from scoring import criteria
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule
 
 SETTINGS = [
@@ -52,16 +53,31 @@ class SettingsForm(forms.ModelForm):
         return data
 
 
-class BehaviourForm(forms.ModelForm):
+class RuleForm(forms.ModelForm):
+    """A rule row: refused inline (so nothing is saved) when scoring.criteria would reject the rule."""
+
     values = ValuesField(required=False)
+    check = None  # the scoring.criteria function that lists a rule's problems
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors and not data.get("DELETE"):
+            rule = self._meta.model(**{k: v for k, v in data.items() if k in self._meta.fields})
+            for problem in type(self).check(rule):
+                self.add_error(None, problem)
+        return data
+
+
+class BehaviourForm(RuleForm):
+    check = staticmethod(criteria.behaviour_problems)
 
     class Meta:
         model = BehaviourRule
         fields = ["position", "name", "event_type", "property_key", "operator", "values", "points", "cap"]
 
 
-class FitForm(forms.ModelForm):
-    values = ValuesField(required=False)
+class FitForm(RuleForm):
+    check = staticmethod(criteria.fit_problems)
 
     class Meta:
         model = FitRule

@@ -61,3 +61,35 @@ def test_an_admin_edits_previews_and_publishes(client, admin_ada, django_capture
         'aria-label="Rescore progress"'
         in client.get("/criteria/?part=progress", HTTP_HX_REQUEST="true").content.decode()
     )
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"name": "Shoe size", "field": "shoe_size", "operator": "gte", "values": "42", "points": "5"},
+            "unknown field “shoe_size”",
+        ),
+        (
+            {"name": "Big", "field": "company_size", "operator": "gte", "values": "lots", "points": "5"},
+            "≥ and ≤ need a number",
+        ),
+        ({"name": "Title", "field": "job_title", "operator": "contains", "values": "", "points": "5"}, "needs a value"),
+        (
+            {"name": "Title", "field": "job_title", "operator": "resembles", "values": "x", "points": "5"},
+            "resembles is not one of the available choices",
+        ),
+    ],
+)
+def test_a_bad_new_fit_rule_is_refused_inline_and_nothing_is_saved(client, admin_ada, row, message):
+    client.force_login(admin_ada)
+    data = form_data(client)
+    extra = int(data["f-TOTAL_FORMS"]) - 1  # the blank row for a new rule
+    data |= {f"f-{extra}-{k}": v for k, v in row.items()} | {"mql_threshold": "41", "action": "save"}
+
+    response = client.post("/criteria/", data)
+
+    assert response.status_code == 400
+    assert message in response.content.decode().replace("&quot;", '"').replace("Select a valid choice. ", "")
+    draft = CriteriaVersion.objects.get(status="draft")
+    assert (draft.fit_rules.count(), draft.mql_threshold) == (5, 40)
