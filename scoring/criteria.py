@@ -170,3 +170,59 @@ def republish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
     with transaction.atomic():
         CriteriaVersion.objects.filter(status=Status.DRAFT).delete()
         return publish(version=_copy(version), by=by)
+
+
+SETTING_LABELS = {
+    "mql_threshold": "MQL threshold",
+    "sql_threshold": "SQL threshold",
+    "hysteresis": "Hysteresis",
+    "half_life_days": "Half-life (days)",
+    "intent_days": "Sales-intent window (days)",
+    "grade_a": "Grade A from",
+    "grade_b": "Grade B from",
+    "grade_c": "Grade C from",
+    "sla_first_touch_minutes": "First-touch SLA (minutes)",
+    "sla_unclaimed_minutes": "Unclaimed SLA (minutes)",
+}
+RULE_FIELDS = {
+    BehaviourRule: ("event_type", "property_key", "operator", "values", "points", "cap"),
+    FitRule: ("field", "operator", "values", "points"),
+}
+
+
+def changes(version: CriteriaVersion, before: CriteriaVersion | None) -> list[str]:
+    """What ``version`` changed against ``before``, one line each, for the history."""
+    if before is None:
+        return ["The first version."]
+    found = [
+        f"{CriteriaVersion._meta.get_field(name).verbose_name.capitalize()}: {getattr(before, name):g} → "
+        f"{getattr(version, name):g}"
+        for name in (
+            "mql_threshold",
+            "sql_threshold",
+            "hysteresis",
+            "half_life_days",
+            "intent_days",
+            "grade_a",
+            "grade_b",
+            "grade_c",
+            "sla_first_touch_minutes",
+            "sla_unclaimed_minutes",
+        )
+        if getattr(before, name) != getattr(version, name)
+    ]
+    for model, related in ((BehaviourRule, "behaviour_rules"), (FitRule, "fit_rules")):
+        kind = "behaviour" if model is BehaviourRule else "fit"
+        old = {r.name: r for r in getattr(before, related).all()}
+        new = {r.name: r for r in getattr(version, related).all()}
+        found += [f"Added {kind} rule “{n}”." for n in new.keys() - old.keys()]
+        found += [f"Removed {kind} rule “{n}”." for n in old.keys() - new.keys()]
+        for name in sorted(old.keys() & new.keys()):
+            diffs = [
+                f"{f} {getattr(old[name], f)} → {getattr(new[name], f)}"
+                for f in RULE_FIELDS[model]
+                if getattr(old[name], f) != getattr(new[name], f)
+            ]
+            if diffs:
+                found.append(f"{kind.capitalize()} rule “{name}”: {', '.join(diffs)}.")
+    return found or ["No changes (republished)."]

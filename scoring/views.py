@@ -19,10 +19,22 @@ def _context(draft: CriteriaVersion, **extra) -> dict:
         "behaviour": extra.pop("behaviour", None) or BehaviourRules(instance=draft, prefix="b"),
         "fit": extra.pop("fit", None) or FitRules(instance=draft, prefix="f"),
         "problems": criteria.problems(draft),
-        "versions": CriteriaVersion.objects.exclude(status="draft").select_related("published_by").order_by("-number"),
+        "versions": _history(),
         "run": RescoreRun.objects.order_by("-pk").first(),
         **extra,
     }
+
+
+def _history() -> list[tuple[CriteriaVersion, list[str]]]:
+    """Published versions, newest first, each with what it changed against the one before."""
+    versions = list(
+        CriteriaVersion.objects.exclude(status="draft")
+        .select_related("published_by")
+        .prefetch_related("behaviour_rules", "fit_rules")
+        .order_by("number")
+    )
+    pairs = [(v, criteria.changes(v, versions[i - 1] if i else None)) for i, v in enumerate(versions)]
+    return pairs[::-1]
 
 
 @role_required(ADMIN)

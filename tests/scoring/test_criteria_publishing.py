@@ -112,3 +112,17 @@ def test_a_second_publish_while_a_rescore_runs_is_refused(db, admin_ada):
 
     with pytest.raises(CriteriaRefused, match="still running"):
         criteria.publish(version=criteria.draft(), by=admin_ada)
+
+
+def test_the_history_says_what_each_version_changed(db, admin_ada):
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(mql_threshold=45)
+    draft.behaviour_rules.filter(name="Email click").update(points=4)
+    draft.fit_rules.filter(name="Has a budget").delete()
+    draft.refresh_from_db()
+
+    changed = criteria.changes(draft, CriteriaVersion.objects.get(number=1))
+
+    assert "MQL threshold: 40 → 45" in changed
+    assert "Behaviour rule “Email click”: points 3.0 → 4.0." in changed
+    assert "Removed fit rule “Has a budget”." in changed
