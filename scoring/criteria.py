@@ -195,20 +195,8 @@ def changes(version: CriteriaVersion, before: CriteriaVersion | None) -> list[st
     if before is None:
         return ["The first version."]
     found = [
-        f"{CriteriaVersion._meta.get_field(name).verbose_name.capitalize()}: {getattr(before, name):g} → "
-        f"{getattr(version, name):g}"
-        for name in (
-            "mql_threshold",
-            "sql_threshold",
-            "hysteresis",
-            "half_life_days",
-            "intent_days",
-            "grade_a",
-            "grade_b",
-            "grade_c",
-            "sla_first_touch_minutes",
-            "sla_unclaimed_minutes",
-        )
+        f"{label}: {getattr(before, name):g} → {getattr(version, name):g}"
+        for name, label in SETTING_LABELS.items()
         if getattr(before, name) != getattr(version, name)
     ]
     for model, related in ((BehaviourRule, "behaviour_rules"), (FitRule, "fit_rules")):
