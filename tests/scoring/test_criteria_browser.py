@@ -1,0 +1,50 @@
+"""Criteria in headless Chromium, with a real worker behind the progress bar."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from crm.models import Contact
+from leads.models import Event, Source
+from scoring import services
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
+    signed_in, live_server, celery_worker, admin_ada, marketer_mia
+):
+    lead = Contact.objects.create(email="ada@example.com", first_name="Ada")
+    source, now = Source.objects.create(name="website"), timezone.now()
+    events = [("email_click", {})] * 10 + [("form_submit", {"form": "webinar"})]
+    Event.objects.bulk_create(
+        [
+            Event(
+                source=source, client_id=f"e{i}", contact=lead, type=t, properties=p, occurred_at=now, received_at=now
+            )
+            for i, (t, p) in enumerate(events)
+        ]
+    )
+    services.rescore(contact_ids=[lead.pk])
+    lead.refresh_from_db()
+    assert (lead.score, lead.stage) == (45, "mql")  # 10 clicks × 3 (cap 30) + a webinar 15
+
+    page = signed_in(admin_ada)
+    page.goto(f"{live_server.url}/criteria/")
+    page.locator("tr:has(input[value='Email click']) input[name$='-points']").fill("1")
+    page.locator("input[name=mql_threshold]").fill("50")
+    page.get_by_role("button", name="Preview impact").click()
+    assert "mql" in page.locator("#preview").inner_text()
+    page.get_by_role("button", name="Publish v2").click()
+    page.get_by_text("done —").wait_for(timeout=30_000)  # the bar polls the worker's progress
+    assert page.locator("progress").get_attribute("value") == "100"
+
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    heading = page.get_by_role("heading", level=1).inner_text()
+    assert "Lead" in heading
+    assert page.locator(".score-card strong").inner_text() == "25"  # 10 clicks × 1 + 15
+
+    marketer = signed_in(marketer_mia)
+    response = marketer.goto(f"{live_server.url}/criteria/")
+    assert response.status == 403
