@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 
@@ -39,7 +41,7 @@ def test_a_claim_gives_the_entry_and_the_contact_to_the_rep(entry, rep_sam):
     claimed = services.claim(entry_id=entry.pk, rep=rep_sam)
 
     assert (claimed.status, claimed.owner) == (Status.CLAIMED, rep_sam)
-    assert claimed.first_touch_due_at == claimed.claimed_at + __import__("datetime").timedelta(minutes=120)
+    assert claimed.first_touch_due_at == claimed.claimed_at + timedelta(minutes=120)
     assert Contact.objects.get(pk=entry.contact_id).owner == rep_sam
 
 
