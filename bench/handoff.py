@@ -88,7 +88,11 @@ def main() -> None:
         [Contact(email=f"sql{i}@example.com", stage=Stage.SQL, score=random.randint(70, 120)) for i in range(ENTRIES)]
     )
     services.enqueue(
-        contact_ids=[c.pk for c in contacts], sent_by="bench", sla=services.Sla(60, 120), now=timezone.now()
+        contact_ids=[c.pk for c in contacts],
+        sent_by="bench",
+        sla=services.Sla(60, 120),
+        requested={},
+        now=timezone.now(),
     )
     entry_ids = list(QueueEntry.objects.values_list("pk", flat=True))
     reps = [create_user(email=f"rep{i}@example.com", password="x", role="sales", validate=False) for i in range(REPS)]

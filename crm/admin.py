@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from crm.freshness import mark_stale
 from crm.models import Company, Contact, StageChange
 
 
@@ -9,6 +10,11 @@ from crm.models import Company, Contact, StageChange
 class CompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "domain", "size", "industry", "country")
     search_fields = ("name", "domain")
+
+    def save_model(self, request, obj: Company, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:  # fit rules read the company's size and industry
+            mark_stale(contact_ids=list(obj.contacts.values_list("pk", flat=True)))
 
 
 class StageChangeInline(admin.TabularInline):
@@ -44,3 +50,8 @@ class ContactAdmin(admin.ModelAdmin):
         "updated_at",
     )
     inlines = [StageChangeInline]
+
+    def save_model(self, request, obj: Contact, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.changed_data:  # the same stale mark as every other profile change: rescored after commit
+            mark_stale(contact_ids=[obj.pk])

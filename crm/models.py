@@ -93,7 +93,7 @@ class Contact(models.Model):
         indexes = [
             # The leads list: every sort is keyset-paged on (sort key, id).
             models.Index(fields=["-score", "-id"], name="contact_score_idx"),
-            # The default sort, MQLs first: the same expression crm.leadlist orders by.
+            # The default sort, MQLs first: the same expression front.leadlist orders by.
             models.Index(MQL_FIRST.desc(), F("score").desc(), F("id").desc(), name="contact_mql_first_idx"),
             models.Index(fields=["stage", "-score", "-id"], name="contact_stage_score_idx"),
             models.Index(fields=["-last_activity_at", "-id"], name="contact_activity_idx"),

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "leads",
     "scoring",
     "handoff",
+    "front",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +170,9 @@ EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <baton@localhost>")
+EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # for the file-based backend
+# Where people reach Baton: the links in emails.
+BASE_URL = envstr("BASE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,
@@ -191,8 +195,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
-# An unacknowledged task of a worker that vanished comes back after this; it must outlast any task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
+# An unacknowledged task of a worker that vanished comes back after this; it must outlast any task's time
+# limit (the full rescore's is 3,700 s), or a long task is delivered twice mid-flight. Lost full rescores
+# come back sooner on their own (scoring.services.resume_stalled_runs); lost nudges through the sweeper.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3900}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)

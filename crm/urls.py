@@ -7,13 +7,11 @@ from django.urls import include, path
 from crm import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("leads/", views.contact_list, name="contact_list"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("leads/<int:contact_id>/", views.contact_detail, name="contact_detail"),
+    path("", include("front.urls")),
     path("", include("leads.urls")),
     path("", include("handoff.urls")),
     path("", include("scoring.urls")),

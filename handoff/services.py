@@ -3,26 +3,32 @@ crm.lifecycle. Each action is one transaction and answers a refusal with a Hando
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from crm import lifecycle
+from crm.celery import app
 from crm.errors import DomainError
 from crm.lifecycle import Actor
 from crm.models import Contact, Stage
 from crm.roles import SALES
 from handoff.models import QueueEntry
-from leads.models import Event, Form
 
+log = logging.getLogger(__name__)
 Status = QueueEntry.Status
+TELL_SALES_TASK = "handoff.tasks.tell_sales"
 HOLDING = (Status.CLAIMED, Status.WORKING)  # what counts against a rep's claim limit
 CLAIM_LOCK = 7_340_002  # pg advisory lock namespace: one claim at a time per rep
 
@@ -37,17 +43,7 @@ class Sla:
     first_touch_minutes: int
 
 
-def _facts(contacts: list[Contact], since: datetime) -> dict[int, dict]:
-    names = dict(Form.objects.values_list("slug", "name"))
-    requested: dict[int, list[str]] = {}
-    for contact_id, form in (
-        Event.objects.filter(contact__in=contacts, type="form_submit", occurred_at__gte=since)
-        .order_by("occurred_at")
-        .values_list("contact_id", "properties__form")
-    ):
-        label = names.get(form, form)
-        if label not in requested.setdefault(contact_id, []):
-            requested[contact_id].append(label)
+def _facts(contacts: list[Contact], requested: dict[int, list[str]]) -> dict[int, dict]:
     return {
         c.pk: {
             "job_title": c.job_title,
@@ -60,15 +56,25 @@ def _facts(contacts: list[Contact], since: datetime) -> dict[int, dict]:
     }
 
 
-def enqueue(*, contact_ids: list[int], sent_by: str, sla: Sla, note: str = "", now: datetime | None = None) -> int:
+def enqueue(
+    *,
+    contact_ids: list[int],
+    sent_by: str,
+    sla: Sla,
+    requested: dict[int, list[str]],
+    note: str = "",
+    notify: bool = True,
+    now: datetime | None = None,
+) -> int:
     """Open a queue entry for each contact entering sql that has none open; tell the sales group on commit.
 
-    Call in the transaction that moved them. Safe to run twice (one open entry per contact, by constraint).
-    Returns how many entries were opened.
+    ``requested`` names what each contact asked for (the forms it sent), for the handoff note. Call in the
+    transaction that moved them. Safe to run twice (one open entry per contact, by constraint). Returns
+    how many entries were opened.
     """
     now = now or timezone.now()
     contacts = list(Contact.objects.filter(pk__in=contact_ids).select_related("company"))
-    facts = _facts(contacts, now - timedelta(days=30))
+    facts = _facts(contacts, requested)
     entries = [
         QueueEntry(
             contact=c,
@@ -85,35 +91,51 @@ def enqueue(*, contact_ids: list[int], sent_by: str, sla: Sla, note: str = "", n
     ]
     QueueEntry.objects.bulk_create(entries, ignore_conflicts=True)
     opened = list(
-        QueueEntry.objects.filter(contact__in=contacts, entered_at=now, status=Status.WAITING).select_related(
-            "contact", "contact__company"
+        QueueEntry.objects.filter(contact__in=contacts, entered_at=now, status=Status.WAITING).values_list(
+            "pk", flat=True
         )
     )
-    transaction.on_commit(partial(_tell_sales, [e.pk for e in opened]))
+    if notify and opened:
+        transaction.on_commit(partial(_tell_sales_later, opened))
     return len(opened)
 
 
-def _tell_sales(entry_ids: list[int]) -> None:
+def _tell_sales_later(entry_ids: list[int]) -> None:
+    try:
+        app.send_task(TELL_SALES_TASK, args=[entry_ids])
+    except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as e:  # the entries stand regardless
+        log.warning("new-SQL email for entries %s not queued: %s", entry_ids, e)
+
+
+def tell_sales(*, entry_ids: list[int]) -> int:
+    """Email the sales group about new queue entries, each with a link to the lead. Returns emails sent.
+
+    Raises what the mail server raises (the task retries). Entries gone or already claimed are skipped.
+    """
     recipients = list(
         get_user_model()
         .objects.filter(groups__name=SALES, is_active=True)
         .exclude(email="")
         .values_list("email", flat=True)
     )
-    if not recipients or not entry_ids:
-        return
+    if not recipients:
+        return 0
     messages = []
-    for entry in QueueEntry.objects.filter(pk__in=entry_ids).select_related("contact", "contact__company"):
+    for entry in QueueEntry.objects.filter(pk__in=entry_ids, status=Status.WAITING).select_related(
+        "contact", "contact__company"
+    ):
         who = entry.contact.full_name or entry.contact.email
         company = f" ({entry.contact.company.name})" if entry.contact.company else ""
+        link = settings.BASE_URL.rstrip("/") + reverse("contact_detail", args=[entry.contact_id])
         body = (
             f"{who}{company} is sales-ready, score {entry.score}. Sent by {entry.sent_by}.\n"
-            f"Claim it in the queue within {entry.first_touch_minutes} minutes of claiming for a first touch."
+            f"Claim it within {entry.first_touch_minutes} minutes of claiming for a first touch.\n\n"
+            f"{link}\n"
         )
         messages.append(
             (f"New SQL: {who}{company}, score {entry.score}", body, settings.DEFAULT_FROM_EMAIL, recipients)
         )
-    send_mass_mail(messages, fail_silently=True)
+    return send_mass_mail(messages, fail_silently=False)
 
 
 def _refusal(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> HandoffRefused:
@@ -280,7 +302,9 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
     return unclaimed, returned
 
 
-def send_to_sales(*, contact_ids: list[int], marketer: AbstractBaseUser, note: str, sla: Sla) -> int:
+def send_to_sales(
+    *, contact_ids: list[int], marketer: AbstractBaseUser, note: str, sla: Sla, requested: dict[int, list[str]]
+) -> int:
     """A marketer hands leads and MQLs to sales by hand: each moves to sql and enters the queue with the note.
 
     Contacts in other stages are left as they are. Returns how many were sent. Safe to run twice.
@@ -302,18 +326,25 @@ def send_to_sales(*, contact_ids: list[int], marketer: AbstractBaseUser, note: s
             by=Actor.of(marketer),
         )
         enqueue(
-            contact_ids=[m.contact_id for m in moved], sent_by=Actor.of(marketer).label, sla=sla, note=note, now=now
+            contact_ids=[m.contact_id for m in moved],
+            sent_by=Actor.of(marketer).label,
+            sla=sla,
+            requested=requested,
+            note=note,
+            now=now,
         )
     return len(moved)
 
 
 def disqualify(*, contact_ids: list[int], marketer: AbstractBaseUser, reason: str) -> int:
-    """Disqualify leads and MQLs (sales' contacts are sales' to close). Returns how many moved."""
+    """Disqualify leads and MQLs (sales' contacts are sales' to close), for a reason. Returns how many moved."""
+    if not reason.strip():
+        raise HandoffRefused("Say why you disqualify (the reason is kept in the stage history).")
     movable = Contact.objects.filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL)).values_list(
         "pk", "stage", "score"
     )
     moves = [
-        lifecycle.Move(pk, stage, Stage.DISQUALIFIED, reason.strip() or "Disqualified by marketing", score)
+        lifecycle.Move(pk, stage, Stage.DISQUALIFIED, f"Disqualified: {reason.strip()}", score)
         for pk, stage, score in movable
     ]
     return len(lifecycle.move_many(moves=moves, by=Actor.of(marketer)))

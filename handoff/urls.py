@@ -7,5 +7,4 @@ from handoff import views
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
     path("queue/<int:entry_id>/<slug:action>", views.act, name="queue_action"),
-    path("leads/hand-over", views.hand_over, name="hand_over"),
 ]

@@ -10,7 +10,6 @@ from django.views.decorators.http import require_POST
 from crm.roles import ADMIN, MARKETING, SALES, role_required, roles_of
 from handoff import services
 from handoff.models import QueueEntry
-from scoring.services import active_criteria  # the page layer reads the SLA the criteria set
 
 Status = QueueEntry.Status
 ACTIONS = {
@@ -85,37 +84,4 @@ def act(request: HttpRequest, entry_id: int, action: str) -> HttpResponse:
         return redirect("queue")
     response = render(request, "handoff/queue.html#board", _board(request, error, entry_id if error else None))
     response["HX-Trigger"] = "queue-changed"
-    return response
-
-
-@require_POST
-@role_required(MARKETING, ADMIN)
-def hand_over(request: HttpRequest) -> HttpResponse:
-    """Bulk actions of the leads list (and the lead page): send to sales with a note, or disqualify."""
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:500]
-    action = request.POST.get("action")
-    try:
-        if not ids:
-            raise services.HandoffRefused("Select at least one lead first.")
-        if action == "send":
-            criteria = active_criteria()
-            sla = services.Sla(criteria.sla_unclaimed_minutes, criteria.sla_first_touch_minutes)
-            done = services.send_to_sales(
-                contact_ids=ids, marketer=request.user, note=request.POST.get("note", ""), sla=sla
-            )
-            message = f"Sent {done} lead(s) to sales." + (" Others were not leads or MQLs." if done < len(ids) else "")
-        elif action == "disqualify":
-            done = services.disqualify(contact_ids=ids, marketer=request.user, reason=request.POST.get("note", ""))
-            message = f"Disqualified {done} lead(s)." + (" Others were not leads or MQLs." if done < len(ids) else "")
-        else:
-            return HttpResponse(status=400)
-        error = ""
-    except services.HandoffRefused as e:
-        message, error = "", str(e)
-    if not request.htmx:
-        (messages.error if error else messages.success)(request, error or message)
-        return redirect(request.POST.get("back") or "contact_list")
-    response = render(request, "handoff/handed_over.html", {"message": message, "error": error})
-    if not error:
-        response["HX-Trigger"] = "leads-changed"
     return response

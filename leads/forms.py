@@ -1,14 +1,17 @@
-"""Classifying hosted forms, which changes what their submissions score."""
+"""Hosted forms: classifying them (which changes what their submissions score), and who asked for what."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.freshness import request_rescore
-from leads.models import Form
+from leads.models import Event, Form
+
+REQUESTED_WINDOW = timedelta(days=30)
 
 
 def classify(*, form: Form, kind: str) -> list[int]:
@@ -33,3 +36,20 @@ def classify(*, form: Form, kind: str) -> list[int]:
         transaction.on_commit(partial(request_rescore, ids))
     form.kind = kind
     return ids
+
+
+def requested_forms(*, contact_ids: list[int]) -> dict[int, list[str]]:
+    """The forms each contact sent in the last 30 days, by name, oldest first (what a handoff note lists)."""
+    names = dict(Form.objects.values_list("slug", "name"))
+    requested: dict[int, list[str]] = {}
+    for contact_id, form in (
+        Event.objects.filter(
+            contact_id__in=contact_ids, type="form_submit", occurred_at__gte=timezone.now() - REQUESTED_WINDOW
+        )
+        .order_by("occurred_at")
+        .values_list("contact_id", "properties__form")
+    ):
+        label = names.get(form, form)
+        if label not in requested.setdefault(contact_id, []):
+            requested[contact_id].append(label)
+    return requested

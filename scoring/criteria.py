@@ -15,7 +15,7 @@ from django.utils import timezone
 from crm.errors import DomainError
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
-from scoring.services import CHUNK, criteria_of, start_full_rescore
+from scoring.services import CHUNK, criteria_of, full_rescore_running, start_full_rescore
 from scoring.stages import automatic_move
 from scoring.tasks import full_rescore
 
@@ -148,17 +148,20 @@ def preview(version: CriteriaVersion) -> Preview:
 def publish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
     """Make ``version`` (a draft) the active one and rescore everyone in the background (on commit).
 
-    Refused while a full rescore is still running, or when the version has problems.
+    Refused while a worker is executing a full rescore, or when the version has problems. Runs that nobody
+    executes (queued, or their worker lost) are superseded: the new run rescores everyone anyway.
     """
     if found := problems(version):
         raise CriteriaRefused(" ".join(found))
     with transaction.atomic():
-        if RescoreRun.objects.select_for_update().filter(finished_at=None).exists():
+        if full_rescore_running():
             raise CriteriaRefused("A rescore is still running; publish again when it has finished.")
-        CriteriaVersion.objects.filter(status=Status.ACTIVE).update(status=Status.RETIRED)
-        CriteriaVersion.objects.filter(pk=version.pk).update(
-            status=Status.ACTIVE, published_at=timezone.now(), published_by=by
+        now = timezone.now()
+        RescoreRun.objects.filter(finished_at=None, failed_at=None).update(
+            failed_at=now, problem=f"Superseded: v{version.number} was published before it finished."
         )
+        CriteriaVersion.objects.filter(status=Status.ACTIVE).update(status=Status.RETIRED)
+        CriteriaVersion.objects.filter(pk=version.pk).update(status=Status.ACTIVE, published_at=now, published_by=by)
         version.refresh_from_db()
         run = start_full_rescore(version=version)
         transaction.on_commit(partial(full_rescore.delay, run.pk))

@@ -108,17 +108,34 @@ class ScoreHistory(models.Model):
 
 
 class RescoreRun(models.Model):
-    """A full rescore (criteria published, or the decay refresh), with progress a page can poll."""
+    """A full rescore (criteria published, or the decay refresh), with progress a page can poll.
+
+    Its worker stamps ``heartbeat_at`` after every chunk: a run whose stamp is old while nobody holds the
+    full-rescore lock has lost its worker, and is queued again (``resumes`` counts how often) or failed.
+    """
 
     version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="+")
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     last_contact_id = models.BigIntegerField(default=0, help_text="Resume point after a worker loss")
     started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    problem = models.TextField(blank=True, help_text="Why it stopped before the end")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], name="rescorerun_open_idx", condition=Q(finished_at=None, failed_at=None))
+        ]
 
     def __str__(self) -> str:
         return f"rescore v{self.version_id}: {self.done}/{self.total}"
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None and self.failed_at is None
 
     @property
     def percent(self) -> int:

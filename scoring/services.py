@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
 from crm import lifecycle
+from crm.celery import app
 from crm.freshness import coalescing_key
 from crm.lifecycle import Actor, Move
 from crm.models import Stage
 from crm.redis_client import get_redis
 from handoff import services as handoff
+from leads.forms import requested_forms
 from scoring import sql
 from scoring.engine import Behaviour, Criteria, Fit
 from scoring.models import CriteriaVersion, RescoreRun
@@ -27,6 +32,9 @@ SWEEP_AGE = timedelta(seconds=30)
 SWEEP_LIMIT = 20_000
 RESCORE_RUNS = "baton:stats:rescore_runs"
 FULL_RESCORE_LOCK = 7_340_001  # pg advisory lock key: one full rescore at a time
+FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
+RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
+MAX_RESUMES = 5
 
 
 def criteria_of(version: CriteriaVersion) -> Criteria:
@@ -56,7 +64,17 @@ def criteria_of(version: CriteriaVersion) -> Criteria:
         grade_a=version.grade_a,
         grade_b=version.grade_b,
         grade_c=version.grade_c,
+        sla_unclaimed_minutes=version.sla_unclaimed_minutes,
+        sla_first_touch_minutes=version.sla_first_touch_minutes,
     )
+
+
+def current_sla() -> handoff.Sla:
+    """The handoff SLA of the active criteria: what entries opened now get."""
+    unclaimed, first_touch = CriteriaVersion.objects.values_list(
+        "sla_unclaimed_minutes", "sla_first_touch_minutes"
+    ).get(status=CriteriaVersion.Status.ACTIVE)
+    return handoff.Sla(unclaimed_minutes=unclaimed, first_touch_minutes=first_touch)
 
 
 def active_criteria() -> Criteria:
@@ -77,8 +95,11 @@ class Rescored:
     moves: list[Move]
 
 
-def _rescore(criteria: Criteria, now: datetime, **target) -> Rescored:
-    """Score the target contacts in one statement, then apply the stage rules. One transaction."""
+def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, **target) -> Rescored:
+    """Score the target contacts in one statement, then apply the stage rules. One transaction.
+
+    Contacts entering sql enter the handoff queue; ``notify=False`` opens their entries without emailing sales.
+    """
     text, params = _statement(criteria, "lo" in target)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(text, params | target | {"now": now})
@@ -98,6 +119,8 @@ def _rescore(criteria: Criteria, now: datetime, **target) -> Rescored:
                 sent_by=f"scoring v{criteria.version}",
                 now=now,
                 sla=handoff.Sla(criteria.sla_unclaimed_minutes, criteria.sla_first_touch_minutes),
+                requested=requested_forms(contact_ids=sales_ready),
+                notify=notify,
             )
         if moved:
             cursor.execute(
@@ -108,28 +131,44 @@ def _rescore(criteria: Criteria, now: datetime, **target) -> Rescored:
     return Rescored(len(rows), moved)
 
 
-def rescore(*, contact_ids: list[int], criteria: Criteria | None = None, now: datetime | None = None) -> Rescored:
+def rescore(
+    *, contact_ids: list[int], criteria: Criteria | None = None, now: datetime | None = None, notify: bool = True
+) -> Rescored:
     """Rescore these contacts against the active criteria and move their stages. Safe to run twice."""
-    return _rescore(criteria or active_criteria(), now or timezone.now(), ids=list(contact_ids))
+    return _rescore(criteria or active_criteria(), now or timezone.now(), notify=notify, ids=list(contact_ids))
 
 
-def rescore_stale(*, contact_ids: list[int]) -> Rescored:
-    """Rescore contacts marked stale by ingest and clear the marks set before this run began.
+def rescore_stale(*, contact_ids: list[int], notify: bool = True) -> Rescored:
+    """Rescore contacts marked stale and clear the marks set before this run began.
 
-    Deletes the coalescing keys first, so activity that arrives while this runs asks for another run.
+    Deletes the coalescing keys first, so activity that arrives while this runs asks for another run
+    (with Redis down there are none to delete: the sweeper stands in for the nudges).
     """
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.delete(*(coalescing_key(pk) for pk in contact_ids))
-    pipe.incr(RESCORE_RUNS)  # how many runs the nudges became: coalescing, observed
-    pipe.execute()
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.delete(*(coalescing_key(pk) for pk in contact_ids))
+        pipe.incr(RESCORE_RUNS)  # how many runs the nudges became: coalescing, observed
+        pipe.execute()
+    except (redis.RedisError, OSError) as e:
+        log.warning("coalescing keys not cleared (%s)", e)
     started = timezone.now()
-    result = rescore(contact_ids=contact_ids, now=started)
+    result = rescore(contact_ids=contact_ids, now=started, notify=notify)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE crm_contactactivity SET stale_since = NULL WHERE contact_id = ANY(%s) AND stale_since <= %s",
             [list(contact_ids), started],
         )
     return result
+
+
+def rescore_all_stale(*, notify: bool = True) -> int:
+    """Rescore every stale contact now, in chunks (demo seeding and imports). Returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT contact_id FROM crm_contactactivity WHERE stale_since IS NOT NULL ORDER BY 1")
+        ids = [row[0] for row in cursor.fetchall()]
+    for start in range(0, len(ids), CHUNK):
+        rescore_stale(contact_ids=ids[start : start + CHUNK], notify=notify)
+    return len(ids)
 
 
 def sweep_stale() -> int:
@@ -152,34 +191,107 @@ def start_full_rescore(*, version: CriteriaVersion) -> RescoreRun:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
-    return RescoreRun.objects.create(version=version, total=total)
+    return RescoreRun.objects.create(version=version, total=total, heartbeat_at=timezone.now())
+
+
+@contextmanager
+def _full_rescore_lock() -> Iterator[bool]:
+    """Try the session-level lock that one full rescore at a time holds; yields whether this one has it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [FULL_RESCORE_LOCK])
+        held = cursor.fetchone()[0]
+        try:
+            yield held
+        finally:
+            if held:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [FULL_RESCORE_LOCK])
+
+
+def full_rescore_running() -> bool:
+    """Whether some worker is executing a full rescore now (holds the lock). Call inside a transaction:
+    the probe is a transaction-level lock, released at its end."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FULL_RESCORE_LOCK])
+        return not cursor.fetchone()[0]
+
+
+def _execute(run: RescoreRun) -> RescoreRun:
+    """Rescore every contact after the run's resume point in id chunks, stamping progress and liveness on
+    the run after each. Call holding the full-rescore lock. A finished or failed run is left as it is."""
+    if not run.running:
+        return run
+    if run.version.status != CriteriaVersion.Status.ACTIVE:  # a newer version was published meanwhile
+        run.failed_at, run.problem = timezone.now(), "Superseded: another version was published before it finished."
+        run.save(update_fields=["failed_at", "problem"])
+        return run
+    criteria = criteria_of(run.version)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        while True:
+            # The next CHUNK contacts by id (ids may be sparse): [lo, hi].
+            cursor.execute(
+                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
+                [run.last_contact_id, CHUNK],
+            )
+            lo, hi = cursor.fetchone()
+            if lo is None:
+                break
+            done = _rescore(criteria, now, lo=lo, hi=hi).contacts
+            run.last_contact_id, run.done, run.heartbeat_at = hi, min(run.total, run.done + done), timezone.now()
+            run.save(update_fields=["last_contact_id", "done", "heartbeat_at"])
+    run.finished_at = run.heartbeat_at = timezone.now()
+    run.done = run.total
+    run.save(update_fields=["finished_at", "heartbeat_at", "done"])
+    return run
 
 
 def run_full_rescore(*, run_id: int) -> RescoreRun | None:
-    """Rescore every contact in id chunks, recording progress on the run. Resumes where a lost worker
-    stopped; returns None (doing nothing) if another full rescore holds the lock."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [FULL_RESCORE_LOCK])
-        if not cursor.fetchone()[0]:
+    """Execute a recorded run, resuming where a lost worker stopped. Returns None, doing nothing, while
+    another full rescore holds the lock (the task then tries again later)."""
+    with _full_rescore_lock() as held:
+        if not held:
             return None
-        try:
-            run = RescoreRun.objects.select_related("version").get(pk=run_id)
-            criteria = criteria_of(run.version)
-            now = timezone.now()
-            while run.finished_at is None:
-                # The next CHUNK contacts by id (ids may be sparse): [lo, hi].
-                cursor.execute(
-                    "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
-                    [run.last_contact_id, CHUNK],
+        return _execute(RescoreRun.objects.select_related("version").get(pk=run_id))
+
+
+def refresh_decay() -> RescoreRun | None:
+    """Rescore everyone against the active criteria (scores decay with time), or first finish a run that
+    lost its worker. Skipped, recording nothing, while another full rescore runs: that one does the job."""
+    with _full_rescore_lock() as held:
+        if not held:
+            log.info("decay refresh skipped: a full rescore is running")
+            return None
+        unfinished = RescoreRun.objects.select_related("version").filter(finished_at=None, failed_at=None)
+        for run in unfinished.order_by("pk"):
+            _execute(run)
+        return _execute(start_full_rescore(version=CriteriaVersion.objects.get(status=CriteriaVersion.Status.ACTIVE)))
+
+
+def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
+    """Find runs that lost their worker (no progress for RUN_STALLED and nobody holds the lock) and queue
+    each again from its resume point, or fail it after MAX_RESUMES, saying so. Returns the runs re-queued."""
+    now = now or timezone.now()
+    stalled = RescoreRun.objects.filter(finished_at=None, failed_at=None, heartbeat_at__lt=now - RUN_STALLED)
+    if not stalled.exists():
+        return []
+    with _full_rescore_lock() as held:
+        if not held:  # a live worker is executing a full rescore: the others wait their turn
+            return []
+        resumed = []
+        for run in stalled.order_by("pk"):
+            if run.resumes >= MAX_RESUMES:
+                run.failed_at = now
+                run.problem = (
+                    f"Stopped at {run.done:,} of {run.total:,} contacts: its worker was lost {run.resumes + 1} "
+                    "times. Publish again to start over; the worker's log says why it died."
                 )
-                lo, hi = cursor.fetchone()
-                if lo is None:
-                    break
-                done = _rescore(criteria, now, lo=lo, hi=hi).contacts
-                run.last_contact_id, run.done = hi, min(run.total, run.done + done)
-                run.save(update_fields=["last_contact_id", "done"])
-            run.finished_at, run.done = timezone.now(), run.total
-            run.save(update_fields=["finished_at", "done"])
-            return run
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [FULL_RESCORE_LOCK])
+                run.save(update_fields=["failed_at", "problem"])
+                continue
+            run.resumes, run.heartbeat_at = run.resumes + 1, now
+            run.save(update_fields=["resumes", "heartbeat_at"])
+            resumed.append(run.pk)
+    for pk in resumed:
+        app.send_task(FULL_RESCORE_TASK, args=[pk])
+    if resumed:
+        log.warning("resumed full rescore runs that lost their worker: %s", resumed)
+    return resumed

@@ -6,7 +6,8 @@ from celery import shared_task
 from django.db import OperationalError
 
 from scoring import services
-from scoring.models import CriteriaVersion
+
+FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
 
 
 @shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
@@ -16,16 +17,19 @@ def rescore_contacts(contact_ids: list[int]) -> None:
 
 @shared_task
 def sweep_stale() -> None:
+    """Every 30 s: rescore what a lost nudge left stale, and queue again full rescores that lost their worker."""
     services.sweep_stale()
+    services.resume_stalled_runs()
 
 
-@shared_task(soft_time_limit=3600, time_limit=3700)
-def full_rescore(run_id: int) -> None:
-    services.run_full_rescore(run_id=run_id)
+@shared_task(bind=True, max_retries=120, **FULL_RESCORE_LIMITS)
+def full_rescore(self, run_id: int) -> None:
+    """Execute a run; while another full rescore holds the lock, try again in 30 s."""
+    if services.run_full_rescore(run_id=run_id) is None:
+        raise self.retry(countdown=30)
 
 
-@shared_task(soft_time_limit=3600, time_limit=3700)
+@shared_task(**FULL_RESCORE_LIMITS)
 def refresh_decay() -> None:
     """Hourly: scores decay with time, so everyone is rescored (set-based, in chunks)."""
-    run = services.start_full_rescore(version=CriteriaVersion.objects.get(status=CriteriaVersion.Status.ACTIVE))
-    services.run_full_rescore(run_id=run.pk)
+    services.refresh_decay()

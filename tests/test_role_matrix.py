@@ -15,15 +15,27 @@ MATRIX = [
     ("get", "/leads/{contact}/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
     (
         "post",
-        "/leads/{contact}/",
-        {"form": "profile", "job_title": "CTO"},
+        "/leads/{contact}/profile",
+        {"job_title": "CTO"},
         {"marketer_mia": 200, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
     ),
     (
         "post",
-        "/leads/{contact}/",
-        {"form": "note", "body": "hi"},
+        "/leads/{contact}/notes",
+        {"body": "hi"},
         {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403},
+    ),
+    (
+        "post",
+        "/leads/{contact}/hand-over",
+        {"action": "disqualify", "note": "x"},
+        {"marketer_mia": 200, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
+    ),
+    (
+        "post",
+        "/leads/{contact}/reopen",
+        {"reason": "x"},
+        {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
     ),
     (
         "post",
@@ -43,7 +55,7 @@ PERSONAS = ["marketer_mia", "rep_sam", "admin_ada", "roleless_nick", "anonymous"
 def test_role_matrix(client, request, db, persona, method, url, data, expected):
     contact = Contact.objects.create(email="lead@example.com", stage=Stage.MQL)
     entry_contact = Contact.objects.create(email="sql@example.com", stage=Stage.SQL)
-    services.enqueue(contact_ids=[entry_contact.pk], sent_by="scoring v1", sla=services.Sla(60, 120))
+    services.enqueue(contact_ids=[entry_contact.pk], sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
     entry = QueueEntry.objects.get(contact=entry_contact)
     if persona != "anonymous":
         client.force_login(request.getfixturevalue(persona))

@@ -17,7 +17,7 @@ SLA = services.Sla(unclaimed_minutes=60, first_touch_minutes=120)
 def sql_entry(**contact_fields) -> QueueEntry:
     """A contact in sql with its waiting queue entry, as scoring leaves it."""
     lead = Contact.objects.create(email=f"sql{next(_n)}@example.com", stage=Stage.SQL, score=80, **contact_fields)
-    services.enqueue(contact_ids=[lead.pk], sent_by="scoring v1", sla=SLA, now=timezone.now())
+    services.enqueue(contact_ids=[lead.pk], sent_by="scoring v1", sla=SLA, requested={}, now=timezone.now())
     return QueueEntry.objects.get(contact=lead)
 
 

@@ -24,17 +24,25 @@ def test_entering_sql_opens_one_entry_with_its_handoff_note(entry, rep_sam):
         "phone": "+1 555",
         "requested": [],
     }
-    services.enqueue(contact_ids=[entry.contact_id], sent_by="scoring v1", sla=services.Sla(60, 120))
+    services.enqueue(contact_ids=[entry.contact_id], sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
     assert QueueEntry.objects.filter(contact=entry.contact).count() == 1
 
 
-def test_the_sales_group_is_emailed_about_a_new_sql(django_capture_on_commit_callbacks, rep_sam, rep_ria):
-    with django_capture_on_commit_callbacks(execute=True):
-        sql_entry(first_name="Grace")
+def test_the_sales_group_is_emailed_about_a_new_sql_with_a_link_to_the_lead(rep_sam, rep_ria, settings):
+    settings.BASE_URL = "https://baton.example.com"
+    entry = sql_entry(first_name="Grace")
 
-    assert len(mail.outbox) == 1
+    assert services.tell_sales(entry_ids=[entry.pk]) == 1
     assert "New SQL: Grace" in mail.outbox[0].subject
     assert set(mail.outbox[0].to) == {"sam@baton.test", "ria@baton.test"}
+    assert f"https://baton.example.com/leads/{entry.contact_id}/" in mail.outbox[0].body
+
+
+def test_an_entry_claimed_before_the_email_goes_out_is_not_announced(entry, rep_sam):
+    services.claim(entry_id=entry.pk, rep=rep_sam)
+
+    assert services.tell_sales(entry_ids=[entry.pk]) == 0
+    assert not mail.outbox
 
 
 def test_a_claim_gives_the_entry_and_the_contact_to_the_rep(entry, rep_sam):

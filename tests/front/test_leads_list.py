@@ -63,7 +63,7 @@ def test_filters_search_and_sorts(client, marketer_mia, book, params, expected):
 
 
 def test_keyset_pages_walk_the_whole_list_once(client, marketer_mia, db, monkeypatch):
-    from crm import leadlist
+    from front import leadlist
 
     monkeypatch.setattr(leadlist, "PAGE_SIZE", 3)
     Contact.objects.bulk_create([Contact(email=f"p{i}@example.com", score=i % 4) for i in range(10)])

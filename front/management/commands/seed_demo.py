@@ -6,10 +6,14 @@ from django.utils import timezone
 from crm import demo
 from crm.models import Contact
 from leads.demo import seed_events
+from scoring.services import rescore_all_stale
 
 
 class Command(BaseCommand):
-    help = "Load demo data: users per role, companies, contacts and their activity. Deterministic with --seed."
+    help = (
+        "Load demo data: users per role, companies, contacts, their activity and scores. Deterministic with "
+        "--seed. Notifies nobody."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=7)
@@ -23,6 +27,7 @@ class Command(BaseCommand):
         else:
             result = demo.seed(contacts=contacts, seed=seed)
             stored = seed_events(count=events, seed=seed, now=timezone.now())
+            rescore_all_stale(notify=False)  # scored here, so that the worker finds nothing to announce
             self.stdout.write(f"Demo data: {result.companies} companies, {result.contacts} contacts, {stored} events.")
         self.stdout.write(f"Demo logins (password {demo.DEMO_PASSWORD!r}):")
         for email, name, role in demo.DEMO_USERS:

@@ -52,7 +52,7 @@ def test_marketing_edits_the_profile_inline(client, marketer_mia, ada):
     client.force_login(marketer_mia)
     assert "<form" in client.get(f"/leads/{ada.pk}/?edit=profile", **HTMX).content.decode()
 
-    response = client.post(f"/leads/{ada.pk}/", {"form": "profile", "first_name": "Ada", "job_title": "CTO"}, **HTMX)
+    response = client.post(f"/leads/{ada.pk}/profile", {"first_name": "Ada", "job_title": "CTO"}, **HTMX)
 
     assert "CTO" in response.content.decode()
     assert Contact.objects.get(pk=ada.pk).job_title == "CTO"
@@ -61,9 +61,7 @@ def test_marketing_edits_the_profile_inline(client, marketer_mia, ada):
 def test_an_invalid_profile_is_refused_inline_and_nothing_is_saved(client, marketer_mia, ada):
     client.force_login(marketer_mia)
 
-    response = client.post(
-        f"/leads/{ada.pk}/", {"form": "profile", "first_name": "x" * 200, "job_title": "CTO"}, **HTMX
-    )
+    response = client.post(f"/leads/{ada.pk}/profile", {"first_name": "x" * 200, "job_title": "CTO"}, **HTMX)
 
     assert 'role="alert"' in response.content.decode()
     assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
@@ -75,7 +73,7 @@ def test_sales_cannot_edit_the_profile_or_see_marketing_actions(client, rep_sam,
     page = client.get(f"/leads/{ada.pk}/").content.decode()
     assert "Send to sales" not in page
     assert "?edit=profile" not in page
-    assert client.post(f"/leads/{ada.pk}/", {"form": "profile", "job_title": "CEO"}).status_code == 403
+    assert client.post(f"/leads/{ada.pk}/profile", {"job_title": "CEO"}).status_code == 403
     assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
 
 
@@ -88,10 +86,10 @@ def test_marketing_sees_its_actions_for_an_mql(client, marketer_mia, ada):
 def test_notes_are_added_and_listed(client, rep_sam, ada):
     client.force_login(rep_sam)
 
-    html = client.post(f"/leads/{ada.pk}/", {"form": "note", "body": "Called, left a voicemail"}, **HTMX).content
+    html = client.post(f"/leads/{ada.pk}/notes", {"body": "Called, left a voicemail"}, **HTMX).content
     assert "Called, left a voicemail" in html.decode()
     assert Note.objects.get().author == rep_sam
-    assert 'role="alert"' in client.post(f"/leads/{ada.pk}/", {"form": "note", "body": ""}, **HTMX).content.decode()
+    assert 'role="alert"' in client.post(f"/leads/{ada.pk}/notes", {"body": ""}, **HTMX).content.decode()
 
 
 def test_the_timeline_reads_like_sentences_and_escapes_what_visitors_sent(client, marketer_mia, ada):

@@ -1,4 +1,4 @@
-"""What the lead page shows: a readable activity timeline, the score chart, the profile form."""
+"""What the lead page shows: a readable activity timeline, the score chart, the profile and note forms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 from django import forms
 
-from crm.models import Contact
+from crm.models import Contact, Stage
+from crm.roles import ADMIN, MARKETING, roles_of
 
 TIMELINE_PAGE = 25
 CHART_WIDTH, CHART_HEIGHT = 560, 140
@@ -101,4 +102,30 @@ def chart(points: list[tuple[datetime, int]]) -> dict[str, Any] | None:
         "high": high,
         "first": points[0][0],
         "last": points[-1][0],
+    }
+
+
+def notes(contact: Contact) -> list:
+    return list(contact.notes.select_related("author").order_by("-created_at")[:50])
+
+
+def context(
+    contact: Contact, *, user, profile_form: ProfileForm | None = None, note_form: NoteForm | None = None
+) -> dict[str, Any]:
+    """Everything the whole lead page shows, for ``user``'s roles."""
+    roles = roles_of(user)
+    can_edit = bool(roles & {MARKETING, ADMIN})
+    history_points = list(contact.score_history.order_by("at").values_list("at", "score")[:500])
+    return {
+        "contact": contact,
+        "can_edit": can_edit,
+        "can_hand_over": can_edit and contact.stage in (Stage.LEAD, Stage.MQL),
+        "can_reopen": ADMIN in roles and contact.stage == Stage.DISQUALIFIED,
+        "profile_form": profile_form,
+        "history": contact.stage_changes.order_by("-at", "-id"),
+        "entry": contact.queue_entries.select_related("owner").order_by("-entered_at").first(),
+        "events": timeline(contact, before=None),
+        "chart": chart(history_points),
+        "notes": notes(contact),
+        "note_form": note_form or NoteForm(),
     }

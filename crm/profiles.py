@@ -1,0 +1,18 @@
+"""Changing what a contact's profile says: the write, and the stale mark that gets it rescored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.freshness import mark_stale
+from crm.models import Contact
+
+
+def update(*, contact_id: int, fields: dict[str, Any]) -> None:
+    """Write profile ``fields`` of one contact and mark it stale (rescored after commit). Safe to run twice."""
+    with transaction.atomic():
+        Contact.objects.filter(pk=contact_id).update(**fields, updated_at=timezone.now())
+        mark_stale(contact_ids=[contact_id])

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from front import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("leads/", views.contact_list, name="contact_list"),
+    path("leads/hand-over", views.hand_over, name="hand_over"),
+    path("leads/<int:contact_id>/", views.contact_detail, name="contact_detail"),
+    path("leads/<int:contact_id>/profile", views.contact_profile, name="contact_profile"),
+    path("leads/<int:contact_id>/notes", views.contact_note, name="contact_note"),
+    path("leads/<int:contact_id>/hand-over", views.contact_hand_over, name="contact_hand_over"),
+    path("leads/<int:contact_id>/reopen", views.contact_reopen, name="contact_reopen"),
+]

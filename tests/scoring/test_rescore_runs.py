@@ -1,0 +1,140 @@
+"""Full rescore runs never jam publishing: a run nobody executes is superseded, resumed or failed, visibly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from crm.celery import app
+from crm.models import Contact
+from scoring import criteria, services
+from scoring.criteria import CriteriaRefused
+from scoring.models import CriteriaVersion, RescoreRun
+from scoring.tasks import sweep_stale
+from tests.conftest import database_url, wait_for
+
+
+@pytest.fixture
+def another_worker_rescoring(db):
+    """Another session holding the full-rescore lock, as a worker executing a run does."""
+    other = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    other.execute("SELECT pg_advisory_lock(%s)", [services.FULL_RESCORE_LOCK])
+    yield
+    other.close()
+
+
+def active() -> CriteriaVersion:
+    return CriteriaVersion.objects.get(status="active")
+
+
+def stalled_run(*, resumes: int = 0, done_through: int = 0) -> RescoreRun:
+    run = services.start_full_rescore(version=active())
+    RescoreRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - services.RUN_STALLED - timedelta(seconds=1),
+        resumes=resumes,
+        last_contact_id=done_through,
+    )
+    return RescoreRun.objects.get(pk=run.pk)
+
+
+def test_publishing_is_refused_while_a_worker_executes_a_full_rescore(admin_ada, another_worker_rescoring):
+    with pytest.raises(CriteriaRefused, match="still running"):
+        criteria.publish(version=criteria.draft(), by=admin_ada)
+
+    assert active().number == 1
+
+
+def test_a_run_nobody_executes_does_not_block_publishing_and_says_it_was_superseded(admin_ada):
+    first = criteria.publish(version=criteria.draft(), by=admin_ada)  # queued; no worker ran it
+
+    second = criteria.publish(version=criteria.draft(), by=admin_ada)
+
+    first.refresh_from_db()
+    assert (first.finished_at, first.running) == (None, False)
+    assert first.problem == "Superseded: v3 was published before it finished."
+    assert second.running and active().number == 3
+
+
+def test_the_decay_refresh_records_no_run_while_another_full_rescore_runs(another_worker_rescoring):
+    assert services.refresh_decay() is None
+
+    assert not RescoreRun.objects.exists()
+
+
+def test_the_decay_refresh_first_finishes_a_run_that_lost_its_worker(db):
+    Contact.objects.create(email="a@example.com")
+    lost = stalled_run()
+
+    services.refresh_decay()
+
+    lost.refresh_from_db()
+    assert lost.finished_at is not None and lost.done == 1
+    assert not RescoreRun.objects.filter(finished_at=None).exists()
+
+
+def test_a_run_of_a_version_no_longer_active_is_not_executed(admin_ada):
+    Contact.objects.create(email="a@example.com")
+    old, newer = stalled_run(), criteria.draft()
+    CriteriaVersion.objects.filter(pk=old.version_id).update(status="retired")
+    CriteriaVersion.objects.filter(pk=newer.pk).update(status="active")
+
+    services.run_full_rescore(run_id=old.pk)
+
+    old.refresh_from_db()
+    assert old.done == 0 and old.problem.startswith("Superseded")
+    assert Contact.objects.get().criteria_version is None
+
+
+def test_a_stalled_run_is_left_alone_while_a_worker_holds_the_lock(another_worker_rescoring):
+    run = stalled_run()
+
+    assert services.resume_stalled_runs() == []
+    run.refresh_from_db()
+    assert (run.resumes, run.running) == (0, True)
+
+
+def test_a_run_whose_progress_is_recent_is_not_resumed(db):
+    services.start_full_rescore(version=active())
+
+    assert services.resume_stalled_runs() == []
+
+
+def test_a_run_lost_too_often_fails_and_the_criteria_page_says_why(client, admin_ada):
+    run = stalled_run(resumes=services.MAX_RESUMES)
+
+    assert services.resume_stalled_runs() == []
+
+    run.refresh_from_db()
+    assert run.failed_at is not None
+    assert "its worker was lost 6 times" in run.problem
+    client.force_login(admin_ada)
+    page = client.get("/criteria/?part=progress", HTTP_HX_REQUEST="true").content.decode()
+    assert "its worker was lost 6 times" in page and "every 1s" not in page
+    criteria.publish(version=criteria.draft(), by=admin_ada)  # and publishing is open again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_worker_died_is_resumed_from_where_it_stopped_through_a_worker(celery_worker):
+    contacts = Contact.objects.bulk_create([Contact(email=f"c{i}@example.com") for i in range(30)])
+    run = stalled_run(done_through=contacts[9].pk)  # a worker died after the first ten
+
+    sweep_stale.delay()
+
+    run = wait_for(lambda: RescoreRun.objects.filter(pk=run.pk, finished_at__isnull=False).first(), timeout=30)
+    assert run.resumes == 1
+    assert Contact.objects.filter(scored_at__isnull=False).count() == 20  # the other ten were done before
+
+
+def test_the_broker_redelivers_a_task_only_after_its_time_limit_has_passed():
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    app.loader.import_default_modules()
+    ours = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+
+    assert ours
+    for task in ours:
+        assert (task.time_limit or settings.CELERY_TASK_TIME_LIMIT) < visibility, task.name
