@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -116,7 +117,7 @@ def _hand_over(request: HttpRequest, form: HandOverForm) -> str:
             marketer=request.user,
             note=note,
             sla=scoring.current_sla(),
-            requested=requested_forms(contact_ids=ids),
+            requested=requested_forms(contact_ids=ids, now=timezone.now()),
         )
         verb = "Sent {} lead(s) to sales."
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
@@ -38,14 +38,12 @@ def classify(*, form: Form, kind: str) -> list[int]:
     return ids
 
 
-def requested_forms(*, contact_ids: list[int]) -> dict[int, list[str]]:
-    """The forms each contact sent in the last 30 days, by name, oldest first (what a handoff note lists)."""
+def requested_forms(*, contact_ids: list[int], now: datetime) -> dict[int, list[str]]:
+    """The forms each contact sent in the 30 days before ``now``, by name, oldest first (for a handoff note)."""
     names = dict(Form.objects.values_list("slug", "name"))
     requested: dict[int, list[str]] = {}
     for contact_id, form in (
-        Event.objects.filter(
-            contact_id__in=contact_ids, type="form_submit", occurred_at__gte=timezone.now() - REQUESTED_WINDOW
-        )
+        Event.objects.filter(contact_id__in=contact_ids, type="form_submit", occurred_at__gte=now - REQUESTED_WINDOW)
         .order_by("occurred_at")
         .values_list("contact_id", "properties__form")
     ):

@@ -119,7 +119,7 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, **target
                 sent_by=f"scoring v{criteria.version}",
                 now=now,
                 sla=handoff.Sla(criteria.sla_unclaimed_minutes, criteria.sla_first_touch_minutes),
-                requested=requested_forms(contact_ids=sales_ready),
+                requested=requested_forms(contact_ids=sales_ready, now=now),
                 notify=notify,
             )
         if moved:

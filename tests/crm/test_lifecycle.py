@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import pytest
+import threading
 
-from crm.lifecycle import Actor, StageMoveRefused, move
+import pytest
+from django.db import connection, transaction
+
+from crm.lifecycle import Actor, Move, StageMoveRefused, move, move_many
 from crm.models import Contact, Stage, StageChange
+from tests.conftest import wait_for
+from tests.scoring.test_stage_rules import waiting_for_a_lock
 
 
 @pytest.fixture
@@ -54,3 +59,37 @@ def test_history_keeps_every_move_in_order(lead):
 
 def test_emails_are_stored_lower_case(db):
     assert Contact.objects.create(email="  Ada@Example.COM ").email == "ada@example.com"
+
+
+def test_many_moves_skip_a_contact_no_longer_in_the_stage_they_were_planned_from(lead, marketer_mia):
+    planned = Move(lead.pk, "lead", "mql", "score 45", 45)  # read while it was a lead
+    move(contact_id=lead.pk, to=Stage.DISQUALIFIED, by=Actor.of(marketer_mia), reason="spam")
+
+    assert move_many(moves=[planned], by=Actor.scoring(1)) == []
+    assert Contact.objects.get(pk=lead.pk).stage == Stage.DISQUALIFIED
+    assert StageChange.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_moves_expecting_the_same_stage_cannot_both_apply(marketer_mia, rep_sam):
+    """The row lock: the second move waits for the first, then sees the stage it left and is refused."""
+    lead = Contact.objects.create(email="race@example.com", stage=Stage.MQL)
+    first_holds, second_waits = threading.Event(), threading.Event()
+
+    def first():
+        with transaction.atomic():
+            move(contact_id=lead.pk, to=Stage.SQL, by=Actor.of(marketer_mia), expect=Stage.MQL)
+            first_holds.set()
+            second_waits.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_holds.wait(10)
+    threading.Thread(target=lambda: (wait_for(waiting_for_a_lock), second_waits.set()), daemon=True).start()
+
+    with pytest.raises(StageMoveRefused, match="is SQL now, not MQL"):
+        move(contact_id=lead.pk, to=Stage.DISQUALIFIED, by=Actor.of(rep_sam), expect=Stage.MQL)
+    thread.join()
+    assert second_waits.is_set()
+    assert list(StageChange.objects.values_list("to_stage", flat=True)) == ["sql"]

@@ -70,3 +70,92 @@ def test_the_list_offers_bulk_actions_to_marketing_only(client, marketer_mia, re
 
     client.force_login(rep_sam)
     assert "Send selected to sales" not in client.get("/leads/").content.decode()
+
+
+def test_disqualifying_needs_a_reason_and_records_it(client, marketer_mia, leads):
+    client.force_login(marketer_mia)
+
+    refused = client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "disqualify", "note": ""}, **HTMX)
+    assert "Say why you disqualify" in refused.content.decode()
+    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+
+    client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "disqualify", "note": "A student"}, **HTMX)
+    assert StageChange.objects.get(contact=leads[0]).reason == "Disqualified: A student"
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/phish", "//evil.example/", "javascript:alert(1)"])
+def test_after_handing_over_only_a_page_of_this_site_is_a_way_back(client, marketer_mia, leads, back):
+    client.force_login(marketer_mia)
+
+    response = client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "send", "note": "x", "back": back})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/leads/"
+
+
+def test_after_handing_over_the_marketer_returns_to_the_filtered_list(client, marketer_mia, leads):
+    client.force_login(marketer_mia)
+
+    response = client.post(
+        "/leads/hand-over", {"ids": [leads[0].pk], "action": "send", "note": "x", "back": "/leads/?stage=mql"}
+    )
+
+    assert response["Location"] == "/leads/?stage=mql"
+
+
+@pytest.mark.parametrize("ids", ["²", "١٢", "9" * 30, "-1", "1e3", "\x00"])
+def test_a_selection_that_is_not_an_id_is_refused_clearly(client, marketer_mia, leads, ids):
+    client.force_login(marketer_mia)
+
+    response = client.post("/leads/hand-over", {"ids": [ids], "action": "send", "note": "x"}, **HTMX)
+
+    assert response.status_code == 200
+    assert "not one this page offered" in response.content.decode()
+    assert not QueueEntry.objects.exists()
+
+
+def test_sending_from_the_lead_page_shows_the_lead_as_sql_afterwards(client, marketer_mia, leads):
+    client.force_login(marketer_mia)
+
+    response = client.post(f"/leads/{leads[0].pk}/hand-over", {"action": "send", "note": "Hot"}, **HTMX)
+
+    assert response["HX-Refresh"] == "true"
+    page = client.get(f"/leads/{leads[0].pk}/").content.decode()
+    assert 'class="stage stage-sql"' in page
+    assert "Sent 1 lead(s) to sales." in page
+    assert "Send to sales</button>" not in page
+
+
+def test_an_admin_reopens_a_disqualified_contact_as_a_recorded_move(client, admin_ada, marketer_mia, leads):
+    client.force_login(marketer_mia)
+    client.post(f"/leads/{leads[0].pk}/hand-over", {"action": "disqualify", "note": "Looked like spam"})
+    assert "Re-open" not in client.get(f"/leads/{leads[0].pk}/").content.decode()  # marketing cannot
+    client.force_login(admin_ada)
+
+    assert (
+        "Say why you re-open"
+        in client.get(client.post(f"/leads/{leads[0].pk}/reopen", {"reason": " "}).url).content.decode()
+    )
+    response = client.post(f"/leads/{leads[0].pk}/reopen", {"reason": "A real buyer after all"})
+
+    assert response["Location"] == f"/leads/{leads[0].pk}/"
+    move = StageChange.objects.filter(contact=leads[0]).latest("at")
+    assert (move.from_stage, move.to_stage, move.by_user) == ("disqualified", "lead", admin_ada)
+    assert move.reason == "Re-opened: A real buyer after all"
+    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.LEAD
+
+
+def test_only_a_disqualified_contact_can_be_reopened(client, admin_ada, leads):
+    client.force_login(admin_ada)
+
+    page = client.get(client.post(f"/leads/{leads[0].pk}/reopen", {"reason": "x"}).url).content.decode()
+
+    assert "is MQL now, not Disqualified" in page
+    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+
+
+def test_the_disqualify_service_itself_refuses_a_blank_reason(marketer_mia, leads):
+    from handoff import services
+
+    with pytest.raises(services.HandoffRefused, match="Say why"):
+        services.disqualify(contact_ids=[leads[0].pk], marketer=marketer_mia, reason="  ")

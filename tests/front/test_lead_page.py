@@ -139,3 +139,46 @@ def test_the_lead_page_runs_a_fixed_number_of_queries(client, marketer_mia, ada)
         client.get(f"/leads/{ada.pk}/")
 
     assert len(many) == len(few) <= 12
+
+
+def test_a_profile_edit_rescores_the_lead_before_the_page_answers(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+
+    html = client.post(f"/leads/{ada.pk}/profile", {"first_name": "Ada", "job_title": "VP of Growth"}, **HTMX)
+
+    ada.refresh_from_db()
+    assert (ada.fit_score, ada.grade) == (15, "B")  # "Senior job title"
+    assert ada.activity.stale_since is None
+    score_panel = re.search(
+        r'<section class="panel" id="score" hx-swap-oob="true">(.*?)</section>', html.content.decode(), re.S
+    )
+    assert "Senior job title" in score_panel.group(1)
+
+
+def test_a_profile_edit_without_htmx_saves_and_shows_the_page_again(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+
+    response = client.post(f"/leads/{ada.pk}/profile", {"first_name": "Ada", "job_title": "Head of Data"})
+
+    assert response["Location"] == f"/leads/{ada.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Profile saved." in page and "Senior job title" in page
+
+
+def test_the_edit_link_opens_the_form_without_htmx_too(client, marketer_mia, ada):
+    client.force_login(marketer_mia)
+
+    page = client.get(f"/leads/{ada.pk}/?edit=profile").content.decode()
+
+    assert '<html lang="en">' in page and 'action="/leads/%d/profile"' % ada.pk in page
+
+
+@pytest.mark.parametrize("before", ["²", "9" * 40, "-5", "\x00", "abc"])
+def test_an_odd_timeline_position_shows_the_first_page(client, marketer_mia, ada, before):
+    add_events(ada, 3, path="/pricing")
+    client.force_login(marketer_mia)
+
+    response = client.get(f"/leads/{ada.pk}/", {"before": before})
+
+    assert response.status_code == 200
+    assert response.content.decode().count("Viewed /pricing") == 3

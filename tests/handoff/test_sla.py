@@ -41,3 +41,42 @@ def test_a_touched_claim_is_not_taken_back(entry, rep_sam):
 
     assert services.enforce_sla(now=timezone.now() + timedelta(days=1)) == (0, 0)
     assert QueueEntry.objects.get(pk=entry.pk).owner == rep_sam
+
+
+def publish_sla(admin, *, unclaimed: int, first_touch: int) -> None:
+    from scoring import criteria
+    from scoring.models import CriteriaVersion
+
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(
+        sla_unclaimed_minutes=unclaimed, sla_first_touch_minutes=first_touch
+    )
+    draft.refresh_from_db()
+    criteria.publish(version=draft, by=admin)
+
+
+def test_a_published_sla_applies_to_entries_scoring_opens(admin_ada, contact, add_event, rescore, rep_sam):
+    publish_sla(admin_ada, unclaimed=1, first_touch=1)
+    add_event(contact, "form_submit", form="demo")
+    for _ in range(6):
+        add_event(contact, "page_view", path="/pricing")
+
+    rescore(contact)
+
+    entry = QueueEntry.objects.get(contact=contact)
+    assert entry.unclaimed_due_at == entry.entered_at + timedelta(minutes=1)
+    claimed = services.claim(entry_id=entry.pk, rep=rep_sam)
+    assert claimed.first_touch_due_at == claimed.claimed_at + timedelta(minutes=1)
+    assert services.enforce_sla(now=claimed.claimed_at + timedelta(minutes=2)) == (0, 1)  # the breach follows it
+
+
+def test_a_published_sla_applies_to_marketings_hand_over(client, admin_ada, marketer_mia):
+    publish_sla(admin_ada, unclaimed=3, first_touch=7)
+    lead = Contact.objects.create(email="hand@example.com", stage="mql")
+    client.force_login(marketer_mia)
+
+    client.post("/leads/hand-over", {"ids": [lead.pk], "action": "send", "note": "Call today"})
+
+    entry = QueueEntry.objects.get(contact=lead)
+    assert entry.unclaimed_due_at == entry.entered_at + timedelta(minutes=3)
+    assert entry.first_touch_minutes == 7

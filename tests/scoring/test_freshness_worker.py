@@ -144,3 +144,12 @@ def test_a_task_whose_worker_child_dies_is_run_again(lone_worker, add_event):
 
     scored = wait_for(lambda: Contact.objects.filter(pk=contact.pk, scored_at__isnull=False).first(), timeout=30)
     assert scored.score > 30  # the demo request, a little decayed
+
+
+def test_a_stale_mark_set_after_a_rescore_began_survives_it(contact, add_event):
+    later = timezone.now() + timedelta(minutes=1)  # as if activity arrived while the rescore ran
+    ContactActivity.objects.create(contact=contact, stale_since=later)
+
+    services.rescore_stale(contact_ids=[contact.pk])
+
+    assert ContactActivity.objects.get(pk=contact.pk).stale_since == later

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection, transaction
 
 from crm.lifecycle import Actor, move
 from crm.models import Stage, StageChange
+from handoff.models import QueueEntry
 from scoring.engine import Criteria
 from scoring.models import ScoreHistory
 from scoring.stages import automatic_move
+from tests.conftest import database_url, wait_for
 from tests.scoring.conftest import NOW
 
 DEFAULTS = Criteria(version=1, behaviour=(), fit=())
@@ -112,8 +117,35 @@ def test_a_recycled_contacts_old_activity_does_not_promote_it_again(contact, add
     assert rescore(contact).stage == Stage.SQL
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_human_move_racing_scoring_wins(contact, add_event, rescore, marketer_mia):
+    """The marketer's move holds the contact's row while scoring (which would make it an SQL) runs into it."""
     add_event(contact, "form_submit", form="demo")
-    move(contact_id=contact.pk, to=Stage.DISQUALIFIED, by=Actor.of(marketer_mia), reason="spam")
+    for _ in range(6):
+        add_event(contact, "page_view", path="/pricing")
+    holding, scoring_waits = threading.Event(), threading.Event()
+
+    def marketer():
+        with transaction.atomic():
+            move(contact_id=contact.pk, to=Stage.DISQUALIFIED, by=Actor.of(marketer_mia), reason="spam")
+            holding.set()
+            scoring_waits.wait(10)
+        connection.close()
+
+    human = threading.Thread(target=marketer)
+    human.start()
+    holding.wait(10)
+    watcher = threading.Thread(target=lambda: (wait_for(lambda: waiting_for_a_lock()), scoring_waits.set()))
+    watcher.start()
 
     assert rescore(contact).stage == Stage.DISQUALIFIED
+    human.join()
+    watcher.join()
+    assert scoring_waits.is_set()  # scoring really waited on the marketer's row lock
+    assert list(StageChange.objects.values_list("to_stage", flat=True)) == ["disqualified"]
+    assert not QueueEntry.objects.exists()
+
+
+def waiting_for_a_lock() -> bool:
+    with psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://")) as other:
+        return other.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0
