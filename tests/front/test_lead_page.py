@@ -170,7 +170,7 @@ def test_the_edit_link_opens_the_form_without_htmx_too(client, marketer_mia, ada
 
     page = client.get(f"/leads/{ada.pk}/?edit=profile").content.decode()
 
-    assert '<html lang="en">' in page and 'action="/leads/%d/profile"' % ada.pk in page
+    assert '<html lang="en">' in page and f'action="/leads/{ada.pk}/profile"' in page
 
 
 @pytest.mark.parametrize("before", ["²", "9" * 40, "-5", "\x00", "abc"])
