@@ -16,3 +16,8 @@ urlpatterns = [
     path("", include("handoff.urls")),
     path("", include("scoring.urls")),
 ]
+
+handler400 = "crm.error_pages.bad_request"
+handler403 = "crm.error_pages.permission_denied"
+handler404 = "crm.error_pages.not_found"
+handler500 = "crm.error_pages.server_error"

@@ -51,7 +51,7 @@ class HandOverForm(forms.Form):
         """Where to go afterwards: only a page of this site (never an open redirect)."""
         back = self.cleaned_data["back"]
         allowed = url_has_allowed_host_and_scheme(back, allowed_hosts={self.host}, require_https=self.secure)
-        return back if back and allowed else ""
+        return back if back.startswith("/") and allowed else ""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

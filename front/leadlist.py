@@ -26,6 +26,8 @@ SORTS = {
     "created": ("Newest", ("created_at",)),
 }
 ACTIVE = {"7": 7, "30": 30, "90": 90}
+SCORE_BOUND = 1_000_000
+MAX_ID = 2**63 - 1
 
 
 def _labelled(label: str) -> forms.Select:
@@ -38,8 +40,8 @@ class LeadFilters(forms.Form):
     grade = forms.ChoiceField(required=False, choices=[("", "Any grade"), *Grade.choices], widget=_labelled("Grade"))
     trend = forms.ChoiceField(required=False, choices=[("", "Any trend"), *Trend.choices], widget=_labelled("Trend"))
     channel = forms.CharField(required=False, max_length=100)
-    min_score = forms.IntegerField(required=False, label="Score from")
-    max_score = forms.IntegerField(required=False, label="to")
+    min_score = forms.IntegerField(required=False, label="Score from", min_value=-SCORE_BOUND, max_value=SCORE_BOUND)
+    max_score = forms.IntegerField(required=False, label="to", min_value=-SCORE_BOUND, max_value=SCORE_BOUND)
     active = forms.ChoiceField(
         required=False,
         label="Last activity",
@@ -52,7 +54,9 @@ class LeadFilters(forms.Form):
         ],
         widget=_labelled("Last activity"),
     )
-    owner = forms.CharField(required=False, max_length=20)
+    owner = forms.RegexField(
+        required=False, regex=r"^(me|none|[0-9]{1,18})$", error_messages={"invalid": "Choose an owner from the list."}
+    )
     sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _) in SORTS.items()])
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 
@@ -61,9 +65,6 @@ class LeadFilters(forms.Form):
         low, high = data.get("min_score"), data.get("max_score")
         if low is not None and high is not None and low > high:
             self.add_error("max_score", "Must not be below the lower bound.")
-        owner = data.get("owner") or ""
-        if owner not in ("", "me", "none") and not owner.isdigit():
-            self.add_error("owner", "Choose an owner from the list.")
         if data.get("after"):
             try:
                 data["after"] = json.loads(base64.urlsafe_b64decode(data["after"].encode()))
@@ -132,9 +133,13 @@ def _decode_after(keys: tuple[str, ...], after: Any) -> list | None:
             datetime.fromisoformat(v) if key in ("active_at", "created_at") else int(v)
             for key, v in zip(keys, after[:-1], strict=True)
         ]
-        return [*values, int(after[-1])]
+        last_id = int(after[-1])
     except (TypeError, ValueError):
         return None
+    numbers = [v for v in values if isinstance(v, int)] + [last_id]
+    if any(abs(n) > MAX_ID for n in numbers) or any(v.tzinfo is None for v in values if isinstance(v, datetime)):
+        return None
+    return [*values, last_id]
 
 
 def page(data: dict[str, Any], *, user) -> Page:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -141,7 +141,8 @@ def hand_over(request: HttpRequest) -> HttpResponse:
         error = form.message
     if not request.htmx:
         (messages.error if error else messages.success)(request, error or message)
-        return redirect(form.cleaned_data.get("back") or "contact_list")
+        back = form.cleaned_data.get("back")
+        return HttpResponseRedirect(back) if back else redirect("contact_list")
     response = render(request, "front/handed_over.html", {"message": message, "error": error})
     if not error:
         response["HX-Trigger"] = "leads-changed"

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Path, Query
 from ninja.errors import ValidationError as NinjaValidationError
 
 from leads import auth, contacts, errors, ingest, parsing, ratelimit
 from leads.models import ApiKey
-from leads.schemas import Accepted, ContactOut, ContactPage, ErrorOut, EventBatch, EventIn, Identified, IdentifyIn
+from leads.schemas import (
+    Accepted,
+    ContactOut,
+    ContactPage,
+    ContactQuery,
+    ErrorOut,
+    EventBatch,
+    EventIn,
+    Identified,
+    IdentifyIn,
+)
 
 
 class BatonAPI(NinjaAPI):
@@ -27,6 +40,7 @@ class BatonAPI(NinjaAPI):
         return document
 
 
+log = logging.getLogger(__name__)
 api = BatonAPI(
     title="Baton API",
     version="1",
@@ -66,7 +80,14 @@ def on_parameter_error(request: HttpRequest, exc: NinjaValidationError) -> HttpR
 def on_database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
     if isinstance(exc, OperationalError | InterfaceError):
         return errors.unavailable().response()
-    raise exc
+    return on_unexpected_error(request, exc)
+
+
+@api.exception_handler(Exception)
+def on_unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A bug, answered in the API's shape (clients parse JSON) and logged with its traceback."""
+    log.exception("unexpected error in %s %s", request.method, request.path)
+    return errors.ApiError(500, "internal", "Something went wrong on our side; nothing was stored.").response()
 
 
 def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
@@ -144,25 +165,18 @@ def post_identify(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"contact_id": contact_id, "events_attached": result.attached})
 
 
-@api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"])
-def list_contacts(
-    request: HttpRequest,
-    email: str | None = None,
-    stage: str | None = None,
-    min_score: int | None = None,
-    max_score: int | None = None,
-    updated_since: str | None = None,
-    cursor: str | None = None,
-    limit: int = 100,
-) -> HttpResponse:
+@api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"], by_alias=True)
+def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpResponse:
     """Contacts by id, filtered; follow `next_cursor` for the next page. Needs a `read` key."""
     auth.bearer_key(request, scope=ApiKey.Scope.READ)
-    rows, next_cursor = contacts.page(request.GET)
+    rows, next_cursor = contacts.page(filters)
     return JsonResponse({"results": [contacts.as_json(c) for c in rows], "next_cursor": next_cursor})
 
 
-@api.get("/contacts/{contact_id}", response={200: ContactOut, 404: ErrorOut, **ERRORS}, tags=["contacts"])
-def get_contact(request: HttpRequest, contact_id: int) -> HttpResponse:
+@api.get(
+    "/contacts/{contact_id}", response={200: ContactOut, 404: ErrorOut, **ERRORS}, tags=["contacts"], by_alias=True
+)
+def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> HttpResponse:
     """One contact with its score breakdown and stage history. Needs a `read` key."""
     auth.bearer_key(request, scope=ApiKey.Scope.READ)
     contact = contacts.contacts().filter(pk=contact_id).first()

@@ -8,13 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import QueryDict
 
-from crm.models import Contact, Stage, StageChange
+from crm.models import Contact, StageChange
 from leads import errors
-from leads.schemas import check_timestamp
-
-MAX_LIMIT = 500
+from leads.schemas import ContactQuery
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -62,19 +59,6 @@ def contacts() -> QuerySet[Contact]:
     )
 
 
-def _problem(field: str, message: str) -> errors.ApiError:
-    return errors.invalid([{"index": None, "field": field, "message": message}])
-
-
-def _int(query: QueryDict, name: str) -> int | None:
-    if name not in query:
-        return None
-    try:
-        return int(query[name])
-    except ValueError:
-        raise _problem(name, "must be a whole number") from None
-
-
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
@@ -82,36 +66,32 @@ def encode_cursor(last_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return int(text.removeprefix("id:")) if text.startswith("id:") else int("x")
+        last_id = int(text.removeprefix("id:")) if text.startswith("id:") else -1
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise _problem("cursor", "is not a cursor this API gave out; start again without it") from None
+        last_id = -1
+    if not 0 <= last_id < 2**63:
+        raise errors.invalid(
+            [{"index": None, "field": "cursor", "message": "is not a cursor this API gave out; start again without it"}]
+        )
+    return last_id
 
 
-def page(query: QueryDict) -> tuple[list[Contact], str | None]:
-    """One page of contacts by id, filtered as the query asks. Raises ApiError naming a bad parameter."""
+def page(query: ContactQuery) -> tuple[list[Contact], str | None]:
+    """One page of contacts by id, filtered as the (validated) query asks. Raises ApiError for a bad cursor."""
     found = contacts().order_by("id")
-    if "email" in query:
-        found = found.filter(email=query["email"].strip().lower())
-    if "stage" in query:
-        if query["stage"] not in Stage.values:
-            raise _problem("stage", f"must be one of {', '.join(Stage.values)}")
-        found = found.filter(stage=query["stage"])
-    if (low := _int(query, "min_score")) is not None:
-        found = found.filter(score__gte=low)
-    if (high := _int(query, "max_score")) is not None:
-        found = found.filter(score__lte=high)
-    if "updated_since" in query:
-        try:
-            found = found.filter(updated_at__gte=check_timestamp(query["updated_since"]))
-        except ValueError as e:
-            raise _problem("updated_since", str(e)) from None
-    if "cursor" in query:
-        found = found.filter(id__gt=_decode_cursor(query["cursor"]))
-    limit = _int(query, "limit")
-    limit = 100 if limit is None else limit
-    if not 1 <= limit <= MAX_LIMIT:
-        raise _problem("limit", f"must be between 1 and {MAX_LIMIT}")
-    rows = list(found[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
+    if query.email is not None:
+        found = found.filter(email=query.email.strip().lower())
+    if query.stage is not None:
+        found = found.filter(stage=query.stage)
+    if query.min_score is not None:
+        found = found.filter(score__gte=query.min_score)
+    if query.max_score is not None:
+        found = found.filter(score__lte=query.max_score)
+    if query.updated_since is not None:
+        found = found.filter(updated_at__gte=query.updated_since)
+    if query.cursor is not None:
+        found = found.filter(id__gt=_decode_cursor(query.cursor))
+    rows = list(found[: query.limit + 1])
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
     return rows, encode_cursor(rows[-1].pk) if more else None

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from crm.freshness import request_rescore
 from leads.models import Source
-from leads.schemas import PROFILE_FIELDS, ContactFields, EventIn
+from leads.schemas import PROFILE_FIELDS, WHOLE_NUMBER, ContactFields, EventIn
 
 # Profile fields stored on the contact itself; company, company_size and industry belong to its company.
 CONTACT_TEXT_FIELDS = (
@@ -102,7 +102,7 @@ def profile_of(event: EventIn) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _as_profile_field(key: str, value: Any) -> Any:
     """A submitted value as profile field ``key`` takes it, or None when it is empty or does not fit."""
-    if key == "company_size" and isinstance(value, str) and value.strip().isdigit():
+    if key == "company_size" and isinstance(value, str) and WHOLE_NUMBER.fullmatch(value.strip()):
         value = int(value.strip())
     try:
         checked = getattr(ContactFields.model_validate({key: value}), key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator
@@ -20,6 +20,8 @@ MAX_OFFSET = timedelta(hours=14)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 FORM_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A whole number typed into a form field. (str.isdigit() accepts "²", which int() refuses.)
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 _email_validator = EmailValidator()
 
 
@@ -217,6 +219,26 @@ class ContactOut(BaseModel):
     criteria_version: int | None
     breakdown: list[BreakdownEntry]
     stage_history: list[StageMove]
+
+
+SCORE_BOUND = 1_000_000
+Score = Annotated[int, Field(ge=-SCORE_BOUND, le=SCORE_BOUND)]
+
+
+class ContactQuery(BaseModel):
+    """The read API's list filters (query parameters), each validated once, here."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: Annotated[Text, StringConstraints(max_length=320)] | None = None
+    stage: Literal["lead", "mql", "sql", "opportunity", "customer", "disqualified"] | None = None
+    min_score: Score | None = None
+    max_score: Score | None = None
+    updated_since: Timestamp | None = None
+    cursor: Annotated[Text, StringConstraints(max_length=100)] | None = Field(
+        None, description="`next_cursor` of the page before"
+    )
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
 
 
 class ContactPage(BaseModel):

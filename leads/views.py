@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from leads import auth, errors, ingest, ratelimit
 from leads.models import Form
 from leads.parsing import validate
-from leads.schemas import FORM_SLUG, PROFILE_FIELDS, EventIn
+from leads.schemas import FORM_SLUG, PROFILE_FIELDS, WHOLE_NUMBER, EventIn
 
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -37,7 +37,7 @@ def _submission(request: HttpRequest, slug: str) -> EventIn:
         raise errors.invalid([{"index": None, "field": "email", "message": "is required"}], "Please enter your email.")
     contact = {k: fields[k] for k in PROFILE_FIELDS if fields.get(k)}
     if "company_size" in contact:
-        if not contact["company_size"].isdigit():
+        if not WHOLE_NUMBER.fullmatch(contact["company_size"]):
             raise errors.invalid(
                 [{"index": None, "field": "company_size", "message": "must be a whole number"}],
                 "Company size must be a whole number.",

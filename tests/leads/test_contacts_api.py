@@ -143,3 +143,35 @@ def test_the_list_runs_a_fixed_number_of_queries(client, read_key, ada):
         assert len(get(client, read_key, "/api/v1/contacts", limit=100).json()["results"]) == 21
 
     assert len(queries) <= 4  # key, contacts (with company and owner), stage history
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"email": "\x00"}, "email"),
+        ({"min_score": "²"}, "min_score"),
+        ({"max_score": "9" * 40}, "max_score"),
+        ({"limit": "١٠"}, "limit"),
+        ({"cursor": "aWQ6OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, "cursor"),  # "id:" and a number past bigint
+    ],
+)
+def test_odd_list_parameters_are_a_json_400_naming_them(client, read_key, db, params, field):
+    response = get(client, read_key, "/api/v1/contacts", **params)
+
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json()["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("path", ["/api/v1/contacts/99999999999999999999", "/api/v1/contacts/0"])
+def test_an_id_out_of_range_is_a_json_400(client, read_key, db, path):
+    response = get(client, read_key, path)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+
+
+def test_an_unknown_api_address_answers_json(client, read_key, db):
+    response = get(client, read_key, "/api/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"

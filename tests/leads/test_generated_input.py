@@ -96,3 +96,26 @@ def test_the_openapi_document_finds_no_server_error(api_schema, ingest_key):
             )
 
         call()
+
+
+def test_what_the_read_api_answers_is_what_its_document_describes(api_schema, read_key):
+    from crm.lifecycle import Actor, move
+
+    for i in range(3):
+        contact = Contact.objects.create(email=f"c{i}@example.com", breakdown=[])
+        move(contact_id=contact.pk, to="mql", by=Actor.scoring(1), reason="Score 41 ≥ MQL threshold 40")
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    reads = [op for op in operations if op.method.upper() == "GET" and op.path.startswith("/api/v1/contacts")]
+    assert len(reads) == 2
+
+    for operation in reads:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def call(case):
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {read_key}"},
+                checks=[schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance],
+            )
+
+        call()
