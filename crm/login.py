@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from typing import Any
@@ -72,10 +73,8 @@ class LoginForm(AuthenticationForm):
     @staticmethod
     def _forget(keys: list[str]) -> None:
         """A success clears the account's count and takes its attempt off the address's."""
-        try:
+        with contextlib.suppress(redis.RedisError, OSError):
             get_redis().pipeline().delete(keys[0]).decr(keys[1]).execute()
-        except (redis.RedisError, OSError):
-            pass
 
 
 def _address(request: HttpRequest | None) -> str:
