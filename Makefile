@@ -13,12 +13,13 @@ export UV_PYTHON
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: help install run test lint fmt bench
+.PHONY: help install run test lint fmt bench manage
 
 help:
 	@echo "make run     run Baton (web, worker, beat) with demo data at http://127.0.0.1:8000"
 	@echo "make test    lint, then the whole test suite against real PostgreSQL, Redis and Celery"
 	@echo "make bench   the benchmarks"
+	@echo "make manage ARGS=\"create_user ...\"   manage.py against what make run runs"
 
 var/tools/bin/uv:
 	python3 -m venv var/tools && var/tools/bin/pip install -q uv
@@ -42,3 +43,6 @@ test: lint
 
 bench: install
 	$(RUN) python -m crm.launch bench $(ARGS)
+
+manage: install
+	$(RUN) python -m crm.launch manage $(ARGS)

@@ -1,4 +1,5 @@
-"""Local launcher: ``python -m crm.launch run`` (the product), ``test [pytest args]`` or ``bench [names]``.
+"""Local launcher: ``python -m crm.launch run`` (the product), ``test [pytest args]``, ``bench [names]`` or
+``manage [args]`` (manage.py against what ``run`` runs).
 
 Runs before Django is configured, so it reads the environment itself: with no ``DATABASE_URL`` it starts an
 embedded PostgreSQL (pgserver, data in ``var/pg``); with no ``REDIS_URL`` an embedded Redis (the
@@ -21,7 +22,9 @@ from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR = BASE_DIR / "var"
+REDIS_URL_FILE = VAR / "redis" / "url"
 PYTHON = sys.executable
+CRASHES = 5  # restarts of one process within a minute before the launcher gives up
 
 
 def free_port() -> int:
@@ -70,25 +73,48 @@ def embedded_redis() -> Iterator[str]:
             str(data / "redis.log"),
         ],
     )
+    url = f"redis://127.0.0.1:{port}/0"
     try:
         for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+            if _answers(port):
                 break
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        REDIS_URL_FILE.write_text(url)  # for `make manage` while this runs
+        yield url
     finally:
+        REDIS_URL_FILE.unlink(missing_ok=True)
         proc.terminate()
         proc.wait(timeout=15)
 
 
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+        return True
+    return False
+
+
+def running_redis() -> str | None:
+    """The URL of the embedded Redis a running ``make run`` started, if it still answers."""
+    if not REDIS_URL_FILE.exists():
+        return None
+    url = REDIS_URL_FILE.read_text().strip()
+    return url if _answers(int(url.rsplit(":", 1)[1].split("/")[0])) else None
+
+
 @contextlib.contextmanager
-def environment(database: str) -> Iterator[dict[str, str]]:
-    """The process environment, with embedded servers started for whatever is not configured."""
+def environment(database: str, *, reuse: bool = False) -> Iterator[dict[str, str]]:
+    """The process environment, with embedded servers started for whatever is not configured.
+
+    With ``reuse``, the embedded servers a running ``make run`` started are used instead (PostgreSQL's
+    are shared anyway: pgserver counts the processes using it and stops it after the last).
+    """
     env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
             print("· starting embedded PostgreSQL (var/pg)", flush=True)
             env["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))
+        if not env.get("REDIS_URL") and reuse and (url := running_redis()):
+            env["REDIS_URL"] = url
         if not env.get("REDIS_URL"):
             print("· starting embedded Redis (var/redis)", flush=True)
             env["REDIS_URL"] = stack.enter_context(embedded_redis())
@@ -108,46 +134,73 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
+def services(port: str) -> dict[str, list[str]]:
+    return {
+        "web": [PYTHON, "-m", "gunicorn", "crm.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--access-logfile", "-"],
+        "worker": [PYTHON, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-c", "2"],
+        "beat": [PYTHON, "-m", "celery", "-A", "crm", "beat", "-l", "info"],
+    }
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+    """Run the processes until Ctrl-C; one that exits is started again, unless it keeps crashing
+    (CRASHES within a minute), which stops everything, saying which and why."""
+    start = lambda name: subprocess.Popen(commands[name], cwd=BASE_DIR, env=env)  # noqa: E731
+    procs = {name: start(name) for name in commands}
+    crashes: dict[str, list[float]] = {name: [] for name in commands}
+    stop, code = False, 0
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        time.sleep(0.5)
+        for name, proc in list(procs.items()):
+            if stop or proc.poll() is None:
+                continue
+            now = time.monotonic()
+            crashes[name] = [t for t in crashes[name] if now - t < 60] + [now]
+            if len(crashes[name]) > CRASHES:
+                print(f"\n· the {name} keeps exiting (code {proc.returncode}); stopping Baton", flush=True)
+                stop, code = True, 1
+                break
+            print(f"\n· the {name} exited (code {proc.returncode}); starting it again", flush=True)
+            procs[name] = start(name)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
+
+
 def run() -> int:
     with environment("baton") as env:
         env.setdefault("SECRET_KEY", local_secret_key())
         env.setdefault("HTTPS", "false")
         port = env.get("PORT", "8000")
+        env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
         manage(env, "migrate", "--noinput", "-v0")
         manage(env, "collectstatic", "--noinput", "-v0")
         manage(env, "seed_demo", "--if-empty")
-        procs = [
-            subprocess.Popen(
-                [PYTHON, "-m", "gunicorn", "crm.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--access-logfile", "-"],
-                cwd=BASE_DIR,
-                env=env,
-            ),
-            subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "crm", "worker", "-l", "info", "-c", "2"], cwd=BASE_DIR, env=env
-            ),
-            subprocess.Popen([PYTHON, "-m", "celery", "-A", "crm", "beat", "-l", "info"], cwd=BASE_DIR, env=env),
-        ]
         print(f"\nBaton is running at http://127.0.0.1:{port}  (Ctrl-C stops everything)\n", flush=True)
-        stop = False
-
-        def on_signal(signum, frame):
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        while not stop and all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        code = supervise(services(port), env)
         print("Baton stopped.", flush=True)
-    return 0
+    return code
+
+
+def manage_command(args: list[str]) -> int:
+    """``manage.py`` against what ``make run`` runs (its embedded servers too, if it is running)."""
+    with environment("baton", reuse=True) as env:
+        env.setdefault("SECRET_KEY", local_secret_key())
+        env.setdefault("HTTPS", "false")
+        return subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env).returncode
 
 
 def test(args: list[str]) -> int:
@@ -177,7 +230,9 @@ def main() -> int:
         return test(rest)
     if command == "bench":
         return bench(rest)
-    print("usage: python -m crm.launch run | test [pytest args] | bench [names]", file=sys.stderr)
+    if command == "manage":
+        return manage_command(rest)
+    print("usage: python -m crm.launch run | test [pytest args] | bench [names] | manage [args]", file=sys.stderr)
     return 2
 
 
