@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from functools import cache
 from typing import Any
 
 import redis
@@ -27,6 +28,11 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
+
+
+@cache
+def _count_attempt_script() -> redis.commands.core.Script:
+    return get_redis().register_script(COUNT_ATTEMPT)
 
 
 def _keys(username: str, address: str) -> list[str]:
@@ -65,7 +71,7 @@ class LoginForm(AuthenticationForm):
     @staticmethod
     def _count_attempt(keys: list[str]) -> list[int] | None:
         try:
-            return [int(n) for n in get_redis().eval(COUNT_ATTEMPT, len(keys), *keys, settings.LOGIN_LOCKOUT_SECONDS)]
+            return [int(n) for n in _count_attempt_script()(keys=keys, args=[settings.LOGIN_LOCKOUT_SECONDS])]
         except (redis.RedisError, OSError) as e:  # fail open: people can still log in while Redis is down
             log.warning("login throttle skipped: %s", e)
             return None

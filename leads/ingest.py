@@ -197,7 +197,7 @@ def store_statement(*, companies: bool, links: bool, forms: bool) -> str:
     first_touch = "coalesce(a.channel, i.first_channel)" if links else "i.first_channel"
     last_event = "greatest(i.last_activity, a.last_at)" if links else "i.last_activity"
     anonymous = "LEFT JOIN anonymous a ON a.email = i.email" if links else ""
-    contacts = f"""contacts AS (  -- only profile columns change here, none of them indexed: the update can stay HOT
+    contacts = f"""contacts AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
     INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel)
     SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, {company}, i.extra,
         {first_touch}

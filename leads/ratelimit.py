@@ -33,7 +33,8 @@ return tostring(wait)
 
 @cache
 def _token_bucket() -> redis.commands.core.Script:
-    return get_redis().register_script(TOKEN_BUCKET)  # EVALSHA: the script is sent once, not per request
+    # EVALSHA: the script is sent once per Redis server (again after a restart, on NOSCRIPT), not per request.
+    return get_redis().register_script(TOKEN_BUCKET)
 
 
 def burst_of(source: Source) -> int:
@@ -47,9 +48,7 @@ def take(source: Source, events: int) -> None:
     Fails open when Redis is unreachable: losing the limit for a moment beats refusing every event.
     """
     try:
-        wait = float(
-            get_redis().eval(TOKEN_BUCKET, 1, f"rate:{source.pk}", source.rate_limit, burst_of(source), events)
-        )
+        wait = float(_token_bucket()(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events]))
     except redis.RedisError:
         log.warning("rate limit skipped: Redis is unreachable")
         return

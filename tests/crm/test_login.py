@@ -73,6 +73,8 @@ def test_a_success_forgets_the_accounts_failures(client, rep_sam):
 def test_without_redis_people_can_still_log_in(client, rep_sam, settings, monkeypatch):
     from crm import login
 
-    monkeypatch.setattr(login, "get_redis", lambda: redis.Redis(port=1, socket_connect_timeout=0.2))
+    unreachable = redis.Redis(port=1, socket_connect_timeout=0.2)
+    monkeypatch.setattr(login, "get_redis", lambda: unreachable)
+    monkeypatch.setattr(login, "_count_attempt_script", lambda: unreachable.register_script(login.COUNT_ATTEMPT))
 
     assert log_in(client, rep_sam.email, PASSWORD).status_code == 302
