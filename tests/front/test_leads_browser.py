@@ -95,3 +95,63 @@ def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
     assert "Head of Analytics" in rep.locator("#profile").inner_text()
     assert rep.get_by_role("button", name="Send to sales").count() == 0
     assert rep.locator("#profile").get_by_role("link", name="Edit").count() == 0
+
+
+def test_on_the_lead_page_disqualifying_asks_first_and_an_admin_reopens(
+    signed_in, live_server, marketer_mia, admin_ada
+):
+    lead = Contact.objects.create(email="grace@example.com", first_name="Grace", stage=Stage.MQL)
+    page = signed_in(marketer_mia)
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    page.wait_for_function("window.htmx !== undefined")
+    page.get_by_label("Handoff note or reason").fill("A competitor, researching us")
+
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Disqualify").click()
+    page.wait_for_timeout(300)
+    assert asked and asked[0].startswith("Disqualify Grace?")
+    assert Contact.objects.get(pk=lead.pk).stage == Stage.MQL  # dismissed: nothing happened
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Disqualify").click()
+    page.locator("h1 .stage-disqualified").wait_for()
+    assert "Disqualified: A competitor, researching us" in page.locator("ol.history").inner_text()
+
+    admin = signed_in(admin_ada)
+    admin.goto(f"{live_server.url}/leads/{lead.pk}/")
+    admin.wait_for_function("window.htmx !== undefined")
+    admin.get_by_label("Reason to re-open").fill("They asked for a demo")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.get_by_role("button", name="Re-open as a lead").click()
+    admin.locator("h1 .stage-lead").wait_for()
+    assert "Re-opened: They asked for a demo" in admin.locator("ol.history").inner_text()
+
+
+def test_after_sending_a_lead_to_sales_its_page_says_sql(signed_in, live_server, marketer_mia):
+    lead = Contact.objects.create(email="ada@example.com", first_name="Ada", stage=Stage.MQL)
+    page = signed_in(marketer_mia)
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    page.wait_for_function("window.htmx !== undefined")
+
+    page.get_by_label("Handoff note or reason").fill("Wants pricing for 40 seats")
+    page.get_by_role("button", name="Send to sales").click()
+
+    page.locator("h1 .stage-sql").wait_for()
+    assert "Sent 1 lead(s) to sales." in page.locator(".messages").inner_text()
+    assert "Wants pricing for 40 seats" in page.locator(".note").inner_text()
+    assert page.get_by_role("button", name="Send to sales").count() == 0
+
+
+def test_a_profile_edit_shows_the_new_score_when_it_returns(signed_in, live_server, marketer_mia):
+    lead = Contact.objects.create(email="vp@example.com", first_name="Val", job_title="Analyst", stage=Stage.LEAD)
+    page = signed_in(marketer_mia)
+    page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    page.wait_for_function("window.htmx !== undefined")
+
+    page.locator("#profile").get_by_role("link", name="Edit").click()
+    page.get_by_label("Job title").fill("VP of Growth")
+    page.get_by_role("button", name="Save").click()
+
+    page.locator("#score").get_by_text("Senior job title").wait_for()
+    assert "grade B" in page.locator("#score .score-card").inner_text()

@@ -1,0 +1,18 @@
+"""The demo data command: scored as it loads, SQLs in the queue, and nobody notified."""
+
+from __future__ import annotations
+
+from django.core.management import call_command
+
+from crm.models import ContactActivity, Stage
+from handoff.models import QueueEntry
+
+
+def test_loading_the_demo_scores_everyone_and_notifies_nobody(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("seed_demo", contacts=300, events=6000)
+
+    assert QueueEntry.objects.filter(contact__stage=Stage.SQL).exists()
+    assert not ContactActivity.objects.filter(stale_since__isnull=False).exists()
+    assert not [c for c in callbacks if getattr(c, "func", None).__name__ == "_tell_sales_later"]
+    assert [c for c in callbacks if getattr(c, "func", None).__name__ == "request_rescore"]  # the nudges, as ever
