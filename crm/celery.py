@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
+import redis
 from celery import Celery, bootsteps
+from celery.utils.threads import bound_open_broker_sockets
+from celery.worker.consumer import Consumer as BaseConsumer
+from celery.worker.consumer.consumer import COLLECT_SOCKET_TIMEOUT
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer(BaseConsumer):
+    """Celery 5.7.0's consumer, minus the second close of a broken broker connection.
+
+    After a connection error the stock handler collect()s the connection and then close()s it again
+    (celery#10242). collect() has already dropped the transport's client; if Redis was down, the first
+    pass left the task channel half-closed, so the second pass reopens a pool on it and kombu fails in
+    _connparams with AttributeError: 'NoneType' object has no attribute 'hostname'. That is not a
+    connection error, so it escapes the reconnect handler: "Unrecoverable error", the worker exits.
+    Here the connection is collected once (with the same socket bound) and handed on already released.
+    """
+
+    def on_connection_error_after_connected(self, exc):
+        connection = self.connection
+        if connection is not None:
+            bound_open_broker_sockets(connection, COLLECT_SOCKET_TIMEOUT)
+            try:
+                connection.collect(socket_timeout=COLLECT_SOCKET_TIMEOUT)
+            except Exception:  # teardown of a dead connection: nothing left to save
+                logger.debug("collecting the broken broker connection failed", exc_info=True)
+            self.connection = None
+        super().on_connection_error_after_connected(exc)
+
 
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -36,12 +67,21 @@ class Heartbeat(bootsteps.StartStopStep):
             self.tref.cancel()
         from crm.redis_client import get_redis
 
-        get_redis().zrem(HEARTBEAT_KEY, worker.hostname)
+        try:
+            get_redis().zrem(HEARTBEAT_KEY, worker.hostname)
+        except redis.RedisError as exc:  # the entry ages out after WORKER_HEARTBEAT_TTL anyway
+            logger.warning("could not remove the worker heartbeat: %r", exc)
 
     def beat(self, worker):
         from crm.redis_client import get_redis
 
-        get_redis().zadd(HEARTBEAT_KEY, {worker.hostname: time.time()})
+        # This runs on the event loop's timer, which re-raises broker connection errors (redis.ConnectionError,
+        # TimeoutError, OSError) into the consumer: a missed stamp would tear down a healthy broker connection.
+        # A missed stamp is harmless: /healthz sees the stamp go stale.
+        try:
+            get_redis().zadd(HEARTBEAT_KEY, {worker.hostname: time.time()})
+        except redis.RedisError as exc:
+            logger.warning("worker heartbeat failed: %r", exc)
 
 
 app.steps["worker"].add(Heartbeat)

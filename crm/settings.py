@@ -175,6 +175,9 @@ EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <baton@localhost>")
 EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # for the file-based backend
+# Outgoing webhooks to private, loopback or link-local addresses (and plain http to this machine): refused
+# unless this is on (development; `make run` turns it on). Production keeps it off: no SSRF.
+WEBHOOKS_ALLOW_PRIVATE = envbool("WEBHOOKS_ALLOW_PRIVATE", DEBUG)
 # Where people reach Baton: the links in emails.
 BASE_URL = envstr("BASE_URL", "http://127.0.0.1:8000")
 
@@ -204,6 +207,9 @@ CELERY_TASK_TIME_LIMIT = 300
 # come back sooner on their own (scoring.services.resume_stalled_runs); lost nudges through the sweeper.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3900}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery 5.7.0's consumer closes a broken broker connection twice and dies of it when Redis restarts under
+# load (AttributeError 'NoneType' … 'hostname'); ours lets go of it once (crm.celery.Consumer).
+CELERY_WORKER_CONSUMER = "crm.celery:Consumer"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
@@ -213,6 +219,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sweep-stale-contacts": {"task": "scoring.tasks.sweep_stale", "schedule": 30.0},
     "refresh-decay": {"task": "scoring.tasks.refresh_decay", "schedule": 3600.0},
     "enforce-handoff-sla": {"task": "handoff.tasks.enforce_sla", "schedule": 60.0},
+    "deliver-webhooks": {"task": "crm.tasks.deliver_webhooks", "schedule": 5.0},
 }
 HANDOFF_CLAIM_LIMIT = envint("HANDOFF_CLAIM_LIMIT", 25)
 # Rescores coalesce: a contact has at most one waiting task, which runs this many seconds after it is asked for.

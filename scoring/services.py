@@ -144,6 +144,8 @@ def rescore_stale(*, contact_ids: list[int], notify: bool = True) -> Rescored:
     Deletes the coalescing keys first, so activity that arrives while this runs asks for another run
     (with Redis down there are none to delete: the sweeper stands in for the nudges).
     """
+    if not contact_ids:
+        return Rescored(0, [])
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.delete(*(coalescing_key(pk) for pk in contact_ids))

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -127,8 +128,11 @@ def database_url(settings_dict: dict) -> str:
 
 
 @contextlib.contextmanager
-def running_worker(*, concurrency: int = 2, queue: str | None = None) -> Iterator[subprocess.Popen]:
-    """A real ``celery worker`` process on the test database, yielded once its heartbeat is seen."""
+def running_worker(
+    *, concurrency: int = 2, queue: str | None = None, redis_url: str | None = None
+) -> Iterator[subprocess.Popen]:
+    """A real ``celery worker`` process on the test database (and Redis, or the one at ``redis_url``),
+    yielded once its heartbeat is seen."""
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     command = [
         sys.executable,
@@ -138,7 +142,7 @@ def running_worker(*, concurrency: int = 2, queue: str | None = None) -> Iterato
         "crm",
         "worker",
         "-l",
-        "warning",
+        os.environ.get("TEST_WORKER_LOG", "warning"),
         "-c",
         str(concurrency),
         "-n",
@@ -148,10 +152,13 @@ def running_worker(*, concurrency: int = 2, queue: str | None = None) -> Iterato
         *(["-Q", queue] if queue else []),
     ]
     env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    heartbeats = redis.Redis.from_url(redis_url) if redis_url else get_redis()
     proc = subprocess.Popen(command, cwd=Path(settings.BASE_DIR), env=env)
     try:
         deadline = time.monotonic() + 30
-        while get_redis().zscore(HEARTBEAT_KEY, hostname) is None:
+        while heartbeats.zscore(HEARTBEAT_KEY, hostname) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the Celery worker did not start")
             time.sleep(0.1)
