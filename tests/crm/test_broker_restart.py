@@ -23,6 +23,9 @@ from crm.models import Contact
 from tests.conftest import database_url, running_worker, wait_for
 
 
+PATIENT = {"max_retries": 20, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 1}
+
+
 class PrivateRedis:
     """A Redis server of the test's own, which it may kill and start again on the same port."""
 
@@ -132,12 +135,12 @@ def test_the_worker_survives_redis_restarting_under_load_and_scores_converge(pri
     ids = [c.pk for c in contacts]
     with running_worker(redis_url=private_redis.url) as worker:
         for cycle in range(3):
-            broker = Celery(broker=private_redis.url)
+            broker = Celery(broker=private_redis.url, set_as_current=False)
             # Tasks in flight when Redis dies: one holds a contact's row until we let go.
             blocker = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
             blocker.execute("SELECT 1 FROM crm_contact WHERE id = %s FOR UPDATE", [ids[0]])
             for pk in ids:
-                broker.send_task("scoring.tasks.rescore_contacts", args=[[pk]])
+                broker.send_task("scoring.tasks.rescore_contacts", args=[[pk]], retry_policy=PATIENT)
             time.sleep(0.5)
             private_redis.kill()
             time.sleep(2)
@@ -146,9 +149,9 @@ def test_the_worker_survives_redis_restarting_under_load_and_scores_converge(pri
             blocker.close()
             Contact.objects.filter(pk__in=ids).update(score=0)  # what the rescores after the restart must fix
 
-            broker = Celery(broker=private_redis.url)
+            broker = Celery(broker=private_redis.url, set_as_current=False)
             for pk in ids:
-                broker.send_task("scoring.tasks.rescore_contacts", args=[[pk]])
+                broker.send_task("scoring.tasks.rescore_contacts", args=[[pk]], retry_policy=PATIENT)
             wait_for(lambda: not Contact.objects.filter(pk__in=ids, score=0).exists(), timeout=60)
             assert worker.poll() is None, f"the worker died in cycle {cycle}"
 
