@@ -186,6 +186,7 @@ def run() -> int:
         env.setdefault("HTTPS", "false")
         port = env.get("PORT", "8000")
         env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
+        env.setdefault("WEBHOOKS_ALLOW_PRIVATE", "true")  # a receiver on this machine, while trying it out
         manage(env, "migrate", "--noinput", "-v0")
         manage(env, "collectstatic", "--noinput", "-v0")
         manage(env, "seed_demo", "--if-empty")
@@ -215,7 +216,7 @@ def bench(names: list[str]) -> int:
     with environment("baton") as env:
         env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(30))
         env.setdefault("HTTPS", "false")
-        for name in names or ["ingest", "scoring", "handoff"]:
+        for name in names or ["ingest", "scoring", "handoff", "webhooks"]:
             code = subprocess.run([PYTHON, "-m", f"bench.{name}"], cwd=BASE_DIR, env=env).returncode
             if code:
                 return code

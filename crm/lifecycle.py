@@ -8,8 +8,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from crm import contact_json, webhooks
 from crm.errors import DomainError
-from crm.models import Contact, Stage, StageChange
+from crm.models import Contact, Stage, StageChange, WebhookEndpoint
+
+STAGE_CHANGED = WebhookEndpoint.Event.STAGE_CHANGED
 
 
 class StageMoveRefused(DomainError):
@@ -37,7 +40,8 @@ def move(
 ) -> StageChange:
     """Move a contact to stage ``to`` and record the move with the contact's current score.
 
-    Locks the contact row for the length of the caller's transaction (opens one if there is none).
+    Locks the contact row for the length of the caller's transaction (opens one if there is none), and
+    queues the ``contact.stage_changed`` webhook in it.
     With ``expect``, refuses unless the contact is in that stage when locked, so two racing moves
     cannot both apply. Refuses a move to the stage the contact is already in. Returns the history row.
     """
@@ -59,7 +63,19 @@ def move(
             score=contact.score,
         )
         Contact.objects.filter(pk=contact.pk).update(stage=to, updated_at=change.at)
+        webhooks.emit(type=STAGE_CHANGED, items=[(contact.pk, {"change": _change_json(change)})], at=change.at)
     return change
+
+
+def _change_json(change: StageChange) -> dict:
+    return {
+        "from": change.from_stage,
+        "to": change.to_stage,
+        "at": contact_json.iso(change.at),
+        "by": change.by_label,
+        "reason": change.reason,
+        "score": change.score,
+    }
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,8 @@ def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
     """Apply many moves in two statements; returns those applied, each recorded like ``move``'s.
 
     A move applies only if its contact is still in ``from_stage`` (a conditional update: a human move
-    racing it wins and the automatic one is skipped). Safe to run twice: the second applies none.
+    racing it wins and the automatic one is skipped). Safe to run twice: the second applies none. Queues a
+    ``contact.stage_changed`` webhook per move applied, in the same transaction.
     """
     if not moves:
         return []
@@ -94,7 +111,7 @@ def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
             )
             INSERT INTO crm_stagechange (contact_id, from_stage, to_stage, at, by_user_id, by_label, reason, score)
             SELECT id, from_stage, to_stage, %s, %s, %s, reason, score FROM moved
-            RETURNING contact_id
+            RETURNING contact_id, from_stage, to_stage, reason, score
             """,
             [
                 [m.contact_id for m in moves],
@@ -108,5 +125,26 @@ def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
                 by.label,
             ],
         )
-        applied = {row[0] for row in cursor.fetchall()}
+        moved = cursor.fetchall()
+        webhooks.emit(
+            type=STAGE_CHANGED,
+            items=[
+                (
+                    pk,
+                    {
+                        "change": {
+                            "from": f,
+                            "to": t,
+                            "at": contact_json.iso(now),
+                            "by": by.label,
+                            "reason": r,
+                            "score": s,
+                        }
+                    },
+                )
+                for pk, f, t, r, s in moved
+            ],
+            at=now,
+        )
+    applied = {row[0] for row in moved}
     return [m for m in moves if m.contact_id in applied]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Case, F, JSONField, Value, When
+from django.db.models import Case, F, JSONField, Q, Value, When
 from django.db.models.functions import Lower, Now, Upper
 
 
@@ -173,3 +173,75 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return f"note on {self.contact_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of outgoing webhooks (Standard Webhooks), or a Slack incoming webhook.
+
+    Its signing secret is never stored: it is derived from SECRET_KEY and ``secret_salt`` (crm.webhooks), so a
+    database dump alone does not reveal it. Rotating the salt rotates the secret.
+    """
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook (JSON, signed)"
+        SLACK = "slack", "Slack (incoming webhook)"
+
+    class Event(models.TextChoices):
+        STAGE_CHANGED = "contact.stage_changed", "A contact changed stage"
+        HANDOFF_CREATED = "handoff.created", "A lead entered the handoff queue"
+        HANDOFF_CLAIMED = "handoff.claimed", "A rep claimed a lead"
+        HANDOFF_ACCEPTED = "handoff.accepted", "Sales accepted a lead"
+        HANDOFF_REJECTED = "handoff.rejected", "Sales rejected a lead"
+        HANDOFF_SLA_BREACHED = "handoff.sla_breached", "A handoff SLA was breached"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.WEBHOOK)
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list, help_text="The event types it receives")
+    secret_salt = models.CharField(max_length=64)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="First failure since the last success")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: written in the transaction of the change that caused it (the outbox),
+    sent by the worker until a 2xx, retried with backoff for up to 3 days."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.CharField(max_length=40, help_text="webhook-id: the same on every attempt")
+    type = models.CharField(max_length=40)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # What is due, oldest first; and, per endpoint and contact, what is still ahead of a delivery.
+            models.Index(fields=["next_attempt_at"], name="delivery_due_idx", condition=Q(status="pending")),
+            models.Index(
+                fields=["endpoint", "contact", "id"], name="delivery_order_idx", condition=Q(status="pending")
+            ),
+            models.Index(fields=["endpoint", "-id"], name="delivery_log_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} → {self.endpoint_id} ({self.status})"

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from smtplib import SMTPException
+
 from celery import shared_task
 
+from crm import webhooks
 from crm.models import Contact
 
 
@@ -9,3 +12,14 @@ from crm.models import Contact
 def ping() -> dict[str, int]:
     """Diagnostic round trip: proves the broker, a worker and the database reach each other."""
     return {"contacts": Contact.objects.count()}
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def deliver_webhooks() -> None:
+    """Nudged after each change that has deliveries, and every 5 s by beat (retries that fall due)."""
+    webhooks.deliver_due()
+
+
+@shared_task(autoretry_for=(SMTPException, OSError), max_retries=8, retry_backoff=30, retry_backoff_max=1800)
+def email_admins(subject: str, body: str) -> None:
+    webhooks.email_admins(subject=subject, body=body)

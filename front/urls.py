@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from front import views
+from front import views, webhook_pages
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,4 +13,7 @@ urlpatterns = [
     path("leads/<int:contact_id>/notes", views.contact_note, name="contact_note"),
     path("leads/<int:contact_id>/hand-over", views.contact_hand_over, name="contact_hand_over"),
     path("leads/<int:contact_id>/reopen", views.contact_reopen, name="contact_reopen"),
+    path("settings/webhooks/", webhook_pages.endpoints, name="webhooks"),
+    path("settings/webhooks/<int:endpoint_id>/", webhook_pages.endpoint_detail, name="webhook_detail"),
+    path("settings/webhooks/<int:endpoint_id>/<slug:action>", webhook_pages.endpoint_action, name="webhook_action"),
 ]

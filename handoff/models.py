@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from crm.contact_json import iso
+
 OPEN = ("waiting", "claimed", "working", "accepted")
 
 
@@ -69,6 +71,26 @@ class QueueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} ({self.status})"
+
+    def as_json(self) -> dict:
+        """The entry as outgoing webhooks show it (load ``owner`` with it)."""
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "sent_by": self.sent_by,
+            "note": self.note,
+            "score": self.score,
+            "reasons": self.reasons,
+            "entered_at": iso(self.entered_at),
+            "unclaimed_due_at": iso(self.unclaimed_due_at),
+            "owner": self.owner.email if self.owner else None,
+            "claimed_at": iso(self.claimed_at),
+            "first_touch_due_at": iso(self.first_touch_due_at),
+            "first_touch_at": iso(self.first_touch_at),
+            "rejection_reason": self.rejection_reason,
+            "rejection_text": self.rejection_text,
+            "breaches": self.breaches,
+        }
 
 
 class SlaBreach(models.Model):

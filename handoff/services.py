@@ -18,16 +18,18 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from crm import lifecycle
+from crm import lifecycle, webhooks
 from crm.celery import app
+from crm.contact_json import iso
 from crm.errors import DomainError
 from crm.lifecycle import Actor
-from crm.models import Contact, Stage
+from crm.models import Contact, Stage, WebhookEndpoint
 from crm.roles import SALES
 from handoff.models import QueueEntry
 
 log = logging.getLogger(__name__)
 Status = QueueEntry.Status
+Event = WebhookEndpoint.Event
 TELL_SALES_TASK = "handoff.tasks.tell_sales"
 HOLDING = (Status.CLAIMED, Status.WORKING)  # what counts against a rep's claim limit
 CLAIM_LOCK = 7_340_002  # pg advisory lock namespace: one claim at a time per rep
@@ -95,9 +97,19 @@ def enqueue(
             "pk", flat=True
         )
     )
+    _tell_the_hooks(Event.HANDOFF_CREATED, opened)
     if notify and opened:
         transaction.on_commit(partial(_tell_sales_later, opened))
     return len(opened)
+
+
+def _tell_the_hooks(event: str, entry_ids: list[int], extra: dict[int, dict] | None = None) -> None:
+    """Queue the outgoing webhooks of ``event`` for these entries (with ``extra`` data by entry id), in the
+    caller's transaction."""
+    if entry_ids:
+        entries = QueueEntry.objects.filter(pk__in=entry_ids).select_related("owner").order_by("pk")
+        items = [(e.contact_id, {"handoff": e.as_json(), **(extra or {}).get(e.pk, {})}) for e in entries]
+        webhooks.emit(type=event, items=items)
 
 
 def _tell_sales_later(entry_ids: list[int]) -> None:
@@ -183,6 +195,7 @@ def claim(*, entry_id: int, rep: AbstractBaseUser, limit: int | None = None) -> 
         )
         if cursor.fetchone() is None:
             raise _refusal(entry_id, rep, (Status.WAITING,))
+        _tell_the_hooks(Event.HANDOFF_CLAIMED, [entry_id])
     return QueueEntry.objects.get(pk=entry_id)
 
 
@@ -220,6 +233,7 @@ def accept(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
     with transaction.atomic():
         entry = _transition(entry_id, rep, HOLDING, Status.ACCEPTED)
         _move(entry, rep, Stage.OPPORTUNITY, Stage.SQL, "Accepted by sales")
+        _tell_the_hooks(Event.HANDOFF_ACCEPTED, [entry_id])
     return entry
 
 
@@ -237,6 +251,7 @@ def reject(*, entry_id: int, rep: AbstractBaseUser, reason: str, text: str = "")
         label = QueueEntry.Reason(reason).label
         _move(entry, rep, Stage.LEAD, Stage.SQL, f"Rejected by sales: {label}" + (f" — {text.strip()}" if text else ""))
         Contact.objects.filter(pk=entry.contact_id).update(recycled_at=now, owner=None, updated_at=now)
+        _tell_the_hooks(Event.HANDOFF_REJECTED, [entry_id])
     return entry
 
 
@@ -273,10 +288,12 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
             )
             INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
             SELECT id, 'unclaimed', %(now)s, NULL FROM overdue
+            RETURNING entry_id
             """,
             {"now": now},
         )
-        unclaimed = cursor.rowcount
+        breached = {row[0]: "unclaimed" for row in cursor.fetchall()}
+        unclaimed = len(breached)
         cursor.execute(
             """
             WITH late AS (
@@ -295,10 +312,18 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
             )
             INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
             SELECT id, 'first_touch', %(now)s, owner_id FROM returned
+            RETURNING entry_id
             """,
             {"now": now},
         )
-        returned = cursor.rowcount
+        late = {row[0]: "first_touch" for row in cursor.fetchall()}
+        returned = len(late)
+        kinds = breached | late
+        _tell_the_hooks(
+            Event.HANDOFF_SLA_BREACHED,
+            list(kinds),
+            {pk: {"breach": {"kind": kind, "at": iso(now)}} for pk, kind in kinds.items()},
+        )
     return unclaimed, returned
 
 

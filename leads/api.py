@@ -11,6 +11,7 @@ from django.utils import timezone
 from ninja import NinjaAPI, Path, Query
 from ninja.errors import ValidationError as NinjaValidationError
 
+from crm import contact_json
 from leads import auth, contacts, errors, ingest, parsing, ratelimit
 from leads.models import ApiKey
 from leads.schemas import (
@@ -170,7 +171,7 @@ def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpRes
     """Contacts by id, filtered; follow `next_cursor` for the next page. Needs a `read` key."""
     auth.bearer_key(request, scope=ApiKey.Scope.READ)
     rows, next_cursor = contacts.page(filters)
-    return JsonResponse({"results": [contacts.as_json(c) for c in rows], "next_cursor": next_cursor})
+    return JsonResponse({"results": [contact_json.of(c) for c in rows], "next_cursor": next_cursor})
 
 
 @api.get(
@@ -182,4 +183,4 @@ def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=1, le=2
     contact = contacts.contacts().filter(pk=contact_id).first()
     if contact is None:
         raise errors.ApiError(404, "not_found", f"No contact has id {contact_id}.")
-    return JsonResponse(contacts.as_json(contact))
+    return JsonResponse(contact_json.of(contact))

@@ -1,56 +1,15 @@
-"""Contacts as the read API shows them (API.md): filters, keyset cursor, the JSON shape."""
+"""Contacts as the read API lists them (API.md): filters and the keyset cursor. The shape is crm.contact_json."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
-from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from crm.models import Contact, StageChange
 from leads import errors
 from leads.schemas import ContactQuery
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def as_json(contact: Contact) -> dict[str, Any]:
-    return {
-        "id": contact.pk,
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "company": contact.company.name if contact.company else None,
-        "job_title": contact.job_title,
-        "channel": contact.channel,
-        "stage": contact.stage,
-        "score": contact.score,
-        "fit_score": contact.fit_score,
-        "engagement_score": contact.engagement_score,
-        "grade": contact.grade,
-        "trend": contact.trend,
-        "owner": contact.owner.email if contact.owner else None,
-        "email_opt_out": contact.email_opt_out,
-        "last_activity_at": _iso(contact.last_activity_at),
-        "scored_at": _iso(contact.scored_at),
-        "criteria_version": contact.criteria_version,
-        "breakdown": contact.breakdown,
-        "stage_history": [
-            {
-                "from": c.from_stage,
-                "to": c.to_stage,
-                "at": _iso(c.at),
-                "by": c.by_label,
-                "reason": c.reason,
-                "score": c.score,
-            }
-            for c in contact.stage_changes.all()
-        ],
-    }
 
 
 def contacts() -> QuerySet[Contact]:

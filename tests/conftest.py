@@ -151,7 +151,8 @@ def running_worker(
         "--without-mingle",
         *(["-Q", queue] if queue else []),
     ]
-    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict))
+    # The tests' webhook receivers listen on this machine.
+    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict), WEBHOOKS_ALLOW_PRIVATE="true")
     if redis_url:
         env["REDIS_URL"] = redis_url
     heartbeats = redis.Redis.from_url(redis_url) if redis_url else get_redis()

@@ -45,6 +45,13 @@ MATRIX = [
     ),
     ("get", "/queue/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
     ("post", "/queue/{entry}/claim", {}, {"marketer_mia": 403, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
+    ("get", "/settings/webhooks/", None, {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403}),
+    (
+        "post",
+        "/settings/webhooks/",
+        {"name": "x", "kind": "webhook", "url": "not an address", "events": ["handoff.created"]},
+        {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 400, "roleless_nick": 403},
+    ),
     ("get", "/admin/", None, {"marketer_mia": 302, "rep_sam": 302, "admin_ada": 200, "roleless_nick": 302}),
 ]
 PERSONAS = ["marketer_mia", "rep_sam", "admin_ada", "roleless_nick", "anonymous"]

@@ -22,7 +22,6 @@ from crm.celery import app as baton
 from crm.models import Contact
 from tests.conftest import database_url, running_worker, wait_for
 
-
 PATIENT = {"max_retries": 20, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 1}
 
 

@@ -1,0 +1,369 @@
+"""Outgoing webhooks: an outbox written with each change, sent by the worker (Standard Webhooks, API.md).
+
+``emit`` runs inside the transaction of the change it tells about, so there is no change without its
+deliveries and no delivery without its change. ``deliver_due`` sends what is due, per endpoint and contact
+in the order the changes happened (a receiver sees "created" before "claimed"), holding the rows it sends
+with ``FOR UPDATE SKIP LOCKED``: a worker killed mid-delivery leaves them pending, to be sent again later.
+Delivery is at least once; receivers dedupe on ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import kombu.exceptions
+import redis
+import urllib3
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from crm import contact_json
+from crm.celery import app
+from crm.errors import DomainError
+from crm.models import Contact, WebhookDelivery, WebhookEndpoint
+from crm.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+Status = WebhookDelivery.Status
+TEST_EVENT = "webhook.test"
+DELIVER_TASK = "crm.tasks.deliver_webhooks"
+EMAIL_ADMINS_TASK = "crm.tasks.email_admins"
+GIVE_UP_AFTER = timedelta(days=3)
+TIMEOUT_SECONDS = 10
+RESPONSE_READ_LIMIT = 64 * 1024
+RESPONSE_KEEP = 2000
+BATCH = 200
+SENDERS = 16  # concurrent requests per batch
+
+
+class WebhookRefused(DomainError):
+    pass
+
+
+# --- secrets and signatures --------------------------------------------------------------------------------
+
+
+def new_salt() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def secret_of(endpoint: WebhookEndpoint) -> str:
+    """``whsec_<base64>`` (Standard Webhooks), derived from SECRET_KEY and the endpoint's salt."""
+    key = hmac.new(settings.SECRET_KEY.encode(), f"webhook:{endpoint.secret_salt}".encode(), hashlib.sha256)
+    return "whsec_" + base64.b64encode(key.digest()[:24]).decode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed by the secret's decoded bytes."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+# --- where we may send ---------------------------------------------------------------------------------------
+
+
+def check_url(url: str) -> None:
+    """Refuse what is not https (http only to loopback, in development) or resolves to a private,
+    loopback or link-local address (SSRF), unless WEBHOOKS_ALLOW_PRIVATE. Raises WebhookRefused."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise WebhookRefused("That is not a web address.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise WebhookRefused("The address must start with https://.")
+    try:
+        addresses = {ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, port)}
+    except (OSError, UnicodeError, ValueError):
+        raise WebhookRefused(f"“{host}” does not resolve to an address.") from None
+    loopback = all(a.is_loopback for a in addresses)
+    if parts.scheme == "http" and not (loopback and settings.WEBHOOKS_ALLOW_PRIVATE):
+        raise WebhookRefused("The address must start with https:// (plain http only to this machine, in development).")
+    if not settings.WEBHOOKS_ALLOW_PRIVATE and any(not a.is_global or a.is_multicast for a in addresses):
+        raise WebhookRefused(f"“{host}” resolves to a private or local address; Baton does not send there.")
+
+
+# --- the outbox ----------------------------------------------------------------------------------------------
+
+
+def emit(*, type: str, items: list[tuple[int | None, dict[str, Any]]], at: datetime | None = None) -> int:
+    """Queue ``type`` for every enabled endpoint that wants it: one delivery per item (contact id, extra data),
+    its body ``{"type", "timestamp", "data": {"contact": …, **extra}}``. Call in the change's transaction.
+    Returns how many deliveries were written (none, at the cost of one query, when nobody listens)."""
+    if not items:
+        return 0
+    endpoints = list(WebhookEndpoint.objects.filter(enabled=True, events__contains=[type]).values_list("pk", flat=True))
+    if not endpoints:
+        return 0
+    at = at or timezone.now()
+    ids = {contact_id for contact_id, _ in items if contact_id is not None}
+    shapes = {
+        c.pk: contact_json.of(c, history=False)
+        for c in Contact.objects.filter(pk__in=ids).select_related("company", "owner")
+    }
+    rows = []
+    for contact_id, extra in items:
+        data = {"contact": shapes.get(contact_id), **extra} if contact_id is not None else extra
+        body = {"type": type, "timestamp": contact_json.iso(at), "data": data}
+        rows += [
+            WebhookDelivery(
+                endpoint_id=endpoint,
+                message_id=f"msg_{uuid.uuid4().hex}",
+                type=type,
+                contact_id=contact_id,
+                body=body,
+                created_at=at,
+                next_attempt_at=at,
+            )
+            for endpoint in endpoints
+        ]
+    WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
+    transaction.on_commit(nudge)
+    return len(rows)
+
+
+def nudge() -> None:
+    """Ask a worker to send what is due now (at most one waiting request a second). Never raises: beat's
+    pass every few seconds catches up with whatever a lost nudge left."""
+    try:
+        if get_redis().set("webhooks:nudge", 1, nx=True, px=500):
+            app.send_task(DELIVER_TASK)
+    except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as e:
+        log.warning("webhook nudge not sent (%s); beat will catch up", e)
+
+
+def send_test(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A test event for one endpoint, whatever it subscribes to."""
+    now = timezone.now()
+    body = {"type": TEST_EVENT, "timestamp": contact_json.iso(now), "data": {"message": "A test event from Baton."}}
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            message_id=f"msg_{uuid.uuid4().hex}",
+            type=TEST_EVENT,
+            body=body,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        transaction.on_commit(nudge)
+    return delivery
+
+
+def replay(*, endpoint: WebhookEndpoint, delivery_ids: list[int] | None = None) -> int:
+    """Send failed deliveries of ``endpoint`` again (the given ones, or all), keeping their webhook-ids.
+    Returns how many. Safe to run twice."""
+    now = timezone.now()
+    with transaction.atomic():
+        failed = WebhookDelivery.objects.filter(endpoint=endpoint, status=Status.FAILED)
+        if delivery_ids is not None:
+            failed = failed.filter(pk__in=delivery_ids)
+        count = failed.update(status=Status.PENDING, attempts=0, created_at=now, next_attempt_at=now, error="")
+        transaction.on_commit(nudge)
+    return count
+
+
+# --- sending -------------------------------------------------------------------------------------------------
+
+DUE = """
+SELECT d.id FROM crm_webhookdelivery d JOIN crm_webhookendpoint e ON e.id = d.endpoint_id AND e.enabled
+WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+  AND NOT EXISTS (  -- keep each contact's order per endpoint: nothing goes out while an earlier one waits
+    SELECT 1 FROM crm_webhookdelivery p
+    WHERE p.status = 'pending' AND p.endpoint_id = d.endpoint_id AND p.contact_id = d.contact_id AND p.id < d.id)
+ORDER BY d.next_attempt_at, d.id
+LIMIT %(limit)s
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    ms: int
+    body: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@cache
+def _http() -> urllib3.PoolManager:
+    # No retries and no redirects: a redirect is an answer (a failure), never followed.
+    return urllib3.PoolManager(
+        num_pools=64, maxsize=SENDERS, retries=False, timeout=urllib3.Timeout(total=TIMEOUT_SECONDS)
+    )
+
+
+def _payload(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> bytes:
+    body = {"text": slack_text(delivery.body)} if endpoint.kind == WebhookEndpoint.Kind.SLACK else delivery.body
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Answer:
+    """One attempt: the signed POST, its answer (the body read up to a cap), or why there was none."""
+    started = time.monotonic()
+    elapsed = lambda: int((time.monotonic() - started) * 1000)  # noqa: E731
+    try:
+        check_url(endpoint.url)
+    except WebhookRefused as e:
+        return Answer(None, 0, error=str(e))
+    body, timestamp = _payload(endpoint, delivery), int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Baton-Webhooks/1",
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret_of(endpoint), delivery.message_id, timestamp, body),
+    }
+    try:
+        response = _http().request(
+            "POST", endpoint.url, body=body, headers=headers, redirect=False, preload_content=False
+        )
+        try:
+            text = response.read(RESPONSE_READ_LIMIT, decode_content=True).decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        return Answer(response.status, elapsed(), text[:RESPONSE_KEEP])
+    except urllib3.exceptions.HTTPError as e:
+        reason = "no answer within 10 s" if isinstance(e, urllib3.exceptions.TimeoutError) else type(e).__name__
+        return Answer(None, elapsed(), error=reason)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential with jitter: about 10 s, 20 s, 40 s … capped at 6 h (a few dozen attempts in 3 days)."""
+    seconds = min(10 * 2 ** (attempts - 1), 6 * 3600)
+    return timedelta(seconds=seconds * random.uniform(0.5, 1.5))
+
+
+def deliver_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
+    """Send what is due, a batch at a time, until nothing is. Returns how many attempts were made.
+    Safe to run in several workers at once (SKIP LOCKED) and to be killed at any point."""
+    attempts = 0
+    while True:
+        moment = now or timezone.now()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(DUE, {"now": moment, "limit": limit})
+            ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return attempts
+            rows = list(WebhookDelivery.objects.filter(pk__in=ids).select_related("endpoint").order_by("id"))
+            with ThreadPoolExecutor(SENDERS) as pool:
+                answers = list(pool.map(lambda d: post(d.endpoint, d), rows))
+            _record(rows, answers, moment)
+        attempts += len(rows)
+
+
+def _record(rows: list[WebhookDelivery], answers: list[Answer], now: datetime) -> None:
+    ok_endpoints, failing, gone = set(), set(), set()
+    for delivery, answer in zip(rows, answers, strict=True):
+        delivery.attempts += 1
+        delivery.response_status, delivery.response_ms = answer.status, answer.ms
+        delivery.response_body, delivery.error = answer.body, answer.error[:300]
+        if answer.ok:
+            delivery.status, delivery.delivered_at = Status.DELIVERED, now
+            ok_endpoints.add(delivery.endpoint_id)
+        elif answer.status == 410:
+            delivery.status, delivery.error = Status.FAILED, "The receiver answered 410 Gone; the endpoint is disabled."
+            gone.add(delivery.endpoint_id)
+        else:
+            failing.add(delivery.endpoint_id)
+            if now - delivery.created_at >= GIVE_UP_AFTER:
+                delivery.status = Status.FAILED
+            else:
+                delivery.next_attempt_at = now + backoff(delivery.attempts)
+    WebhookDelivery.objects.bulk_update(
+        rows,
+        [
+            "attempts",
+            "status",
+            "delivered_at",
+            "next_attempt_at",
+            "response_status",
+            "response_ms",
+            "response_body",
+            "error",
+        ],
+    )
+    WebhookEndpoint.objects.filter(pk__in=ok_endpoints).update(failing_since=None)
+    WebhookEndpoint.objects.filter(pk__in=failing - ok_endpoints, failing_since=None).update(failing_since=now)
+    WebhookEndpoint.objects.filter(pk__in=gone).update(enabled=False, disabled_reason="The receiver answered 410 Gone.")
+    stale = WebhookEndpoint.objects.filter(enabled=True, failing_since__lt=now - GIVE_UP_AFTER)
+    for endpoint in stale:
+        endpoint.enabled, endpoint.disabled_reason = False, "Every delivery failed for 3 days."
+        endpoint.save(update_fields=["enabled", "disabled_reason"])
+        transaction.on_commit(lambda name=endpoint.name: _tell_admins(name))
+
+
+def _tell_admins(name: str) -> None:
+    subject = f"Webhook endpoint “{name}” disabled"
+    body = (
+        f"Every delivery to “{name}” failed for 3 days, so Baton stopped sending to it. Fix the receiver, then "
+        f"enable it again and replay the failed deliveries: {settings.BASE_URL.rstrip('/')}{reverse('webhooks')}"
+    )
+    try:
+        app.send_task(EMAIL_ADMINS_TASK, args=[subject, body])
+    except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as e:
+        log.warning("admins not told that “%s” was disabled (%s)", name, e)
+
+
+def email_admins(*, subject: str, body: str) -> int:
+    """Email every active admin. Raises what the mail server raises (the task retries)."""
+    admins = list(
+        get_user_model()
+        .objects.filter(groups__name="admin", is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, admins) if admins else 0
+
+
+# --- Slack ---------------------------------------------------------------------------------------------------
+
+
+def slack_text(body: dict[str, Any]) -> str:
+    """A readable Slack message: who, the score, why (top reasons), and a link to the lead."""
+    data = body.get("data") or {}
+    contact = data.get("contact")
+    if not contact:
+        return data.get("message") or body.get("type", "")
+    who = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p) or contact["email"]
+    if contact.get("company"):
+        who += f" ({contact['company']})"
+    what = {
+        "contact.stage_changed": lambda: f"is now {(data.get('change') or {}).get('to', contact['stage']).upper()}",
+        "handoff.created": lambda: "is sales-ready and waiting in the queue",
+        "handoff.claimed": lambda: f"was claimed by {(data.get('handoff') or {}).get('owner') or 'a rep'}",
+        "handoff.accepted": lambda: "was accepted by sales",
+        "handoff.rejected": lambda: (
+            f"was rejected by sales ({(data.get('handoff') or {}).get('rejection_reason', '')})"
+        ),
+        "handoff.sla_breached": lambda: "breached its handoff SLA",
+    }.get(body.get("type"), lambda: body.get("type", ""))()
+    reasons = sorted(contact.get("breakdown") or [], key=lambda r: -abs(r.get("points", 0)))[:3]
+    why = ", ".join(f"{r['rule']} {r['points']:+g}" for r in reasons)
+    link = settings.BASE_URL.rstrip("/") + reverse("contact_detail", args=[contact["id"]])
+    return f"*{who}* {what} — score {contact['score']}" + (f". Why: {why}" if why else "") + f"\n<{link}|Open in Baton>"
