@@ -24,6 +24,7 @@ class H(BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def log_message(self, *a): pass
 ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 128
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
 
@@ -98,7 +99,10 @@ def change_to_delivery(url: str) -> tuple[list[float], list[float]]:
             contact = Contact.objects.create(email=f"bench-hook-{time.time_ns()}-{i}@example.com")
             began = time.perf_counter()
             move(contact_id=contact.pk, to="mql", by=Actor.scoring(1))
+            deadline = time.monotonic() + 30
             while not WebhookDelivery.objects.filter(contact=contact, status="delivered").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("a delivery did not arrive within 30 s")
                 time.sleep(0.005)
             latencies.append((time.perf_counter() - began) * 1000)
             began = time.perf_counter()
@@ -127,6 +131,7 @@ def main() -> None:
         rows = []
         for _ in range(3):
             rows.append((raw_once(url), drain_once(url)))
+            print(".", end="", flush=True)
         raw = statistics.median(r for r, _ in rows)
         drained = statistics.median(d for _, d in rows)
         table(

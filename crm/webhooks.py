@@ -10,6 +10,7 @@ Delivery is at least once; receivers dedupe on ``webhook-id``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -48,6 +49,7 @@ Status = WebhookDelivery.Status
 TEST_EVENT = "webhook.test"
 DELIVER_TASK = "crm.tasks.deliver_webhooks"
 EMAIL_ADMINS_TASK = "crm.tasks.email_admins"
+NUDGE_KEY = "webhooks:nudge"
 GIVE_UP_AFTER = timedelta(days=3)
 TIMEOUT_SECONDS = 10
 RESPONSE_READ_LIMIT = 64 * 1024
@@ -145,10 +147,11 @@ def emit(*, type: str, items: list[tuple[int | None, dict[str, Any]]], at: datet
 
 
 def nudge() -> None:
-    """Ask a worker to send what is due now (at most one waiting request a second). Never raises: beat's
-    pass every few seconds catches up with whatever a lost nudge left."""
+    """Ask a worker to send what is due now: one waiting request at a time (the task clears the key before it
+    looks, so a change committed after that asks again). Never raises: beat's pass every few seconds catches
+    up with whatever a lost nudge left."""
     try:
-        if get_redis().set("webhooks:nudge", 1, nx=True, px=500):
+        if get_redis().set(NUDGE_KEY, 1, nx=True, ex=30):
             app.send_task(DELIVER_TASK)
     except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as e:
         log.warning("webhook nudge not sent (%s); beat will catch up", e)
@@ -262,6 +265,8 @@ def backoff(attempts: int) -> timedelta:
 def deliver_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
     """Send what is due, a batch at a time, until nothing is. Returns how many attempts were made.
     Safe to run in several workers at once (SKIP LOCKED) and to be killed at any point."""
+    with contextlib.suppress(redis.RedisError, OSError):
+        get_redis().delete(NUDGE_KEY)  # from here on, a new change nudges again
     attempts = 0
     while True:
         moment = now or timezone.now()

@@ -54,7 +54,11 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the listen backlog: many senders at once
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -321,3 +325,66 @@ def test_admins_are_emailed_when_an_endpoint_is_disabled(admin_ada, marketer_mia
 
     assert webhooks.email_admins(subject="Webhook endpoint “CRM sync” disabled", body="…") == 1
     assert mail.outbox[0].to == ["ada@baton.test"]
+
+
+def test_nothing_goes_to_an_endpoint_disabled_after_its_deliveries_were_queued(receiver, marketer_mia):
+    endpoint = endpoint_for(receiver, Event.STAGE_CHANGED)
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+
+    assert webhooks.deliver_due() == 0
+    assert receiver.requests == []
+    assert WebhookDelivery.objects.get().status == "pending"  # it waits for the endpoint to be enabled again
+
+
+def test_an_address_that_turns_private_is_not_sent_to(receiver, marketer_mia, settings):
+    endpoint_for(receiver, Event.STAGE_CHANGED)  # saved while allowed (development)
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+
+    webhooks.deliver_due()
+
+    assert receiver.requests == []
+    assert "only to this machine, in development" in WebhookDelivery.objects.get().error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_sending_at_once_send_each_delivery_once(receiver, marketer_mia):
+    from django.db import connection
+
+    endpoint_for(receiver, Event.STAGE_CHANGED)
+    contacts = Contact.objects.bulk_create([Contact(email=f"c{i}@example.com") for i in range(60)])
+    with transaction.atomic():  # not due yet, so that a worker nudged on commit finds nothing
+        for c in contacts:
+            move(contact_id=c.pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+        WebhookDelivery.objects.update(next_attempt_at=later(60))
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+
+    def worker():
+        webhooks.deliver_due(limit=7)
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    from tests.conftest import wait_for
+
+    wait_for(lambda: not WebhookDelivery.objects.filter(status="pending").exists())  # (a nudged worker may help)
+    ids = [r["headers"]["webhook-id"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_in_quick_succession_are_each_delivered_by_the_worker_without_waiting_for_beat(
+    receiver, marketer_mia, celery_worker
+):
+    from tests.conftest import wait_for
+
+    endpoint_for(receiver, Event.STAGE_CHANGED)
+    for i in range(5):
+        contact = Contact.objects.create(email=f"q{i}@example.com")
+        move(contact_id=contact.pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+        wait_for(lambda c=contact: WebhookDelivery.objects.filter(contact=c, status="delivered").exists(), timeout=5)
