@@ -1,6 +1,8 @@
-"""Companies, contacts and the lifecycle history of each contact."""
+"""Companies, contacts, the lifecycle history of each contact, and the outgoing webhooks (endpoints, outbox)."""
 
 from __future__ import annotations
+
+import json
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -245,3 +247,8 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def body_text(self) -> str:
+        """The body as it is sent (for the delivery log)."""
+        return json.dumps(self.body, indent=2, ensure_ascii=False)

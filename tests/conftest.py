@@ -207,19 +207,25 @@ def wait_for(condition, timeout: float = 15.0):
 
 @pytest.fixture
 def signed_in(browser, live_server):
-    """signed_in(user): a page in a browser context of its own, with that user's session."""
+    """signed_in(user): a page in a browser context of its own, with that user's session. The contexts close
+    with the test, so that no page of it keeps polling the (session-wide) live server afterwards."""
     from django.test import Client
+
+    contexts = []
 
     def open_page(user):
         client = Client()
         client.force_login(user)
         context = browser.new_context()
+        contexts.append(context)
         context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
         page = context.new_page()
         page.set_default_timeout(10_000)
         return page
 
-    return open_page
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
