@@ -81,7 +81,8 @@ def test_a_broken_broker_connection_is_let_go_without_a_second_close(private_red
     conn = Connection(private_redis.url, transport_options={"polling_interval": 60})
     conn.connect()
     tasks = Queue("restart-test")
-    Consumer(conn, queues=[tasks], accept=["json"], callbacks=[lambda body, message: None]).consume()  # never acks
+    in_flight = Consumer(conn, queues=[tasks], accept=["json"], callbacks=[lambda body, message: None])  # never acks
+    in_flight.consume()
     fanout = Queue("restart-test.bcast", Exchange("restart-test.fan", type="fanout"), auto_delete=True)
     Consumer(conn.channel(), queues=[fanout], accept=["json"], callbacks=[lambda body, message: None]).consume()
     with conn.Producer() as producer:
@@ -101,6 +102,7 @@ def test_a_broken_broker_connection_is_let_go_without_a_second_close(private_red
     consumer.on_connection_error_after_connected(ConnectionError("Redis went away"))
 
     assert consumer.connection is None
+    in_flight.channel.qos.restore_at_shutdown = False  # at exit Redis is gone: nothing left to give back
 
 
 def scored_contacts(n: int) -> list[Contact]:
