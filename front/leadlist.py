@@ -79,7 +79,8 @@ class Page:
     next_cursor: str | None
 
 
-def _filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
+def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
+    """Every contact the cleaned filters match (what the list pages through, and what Export writes)."""
     found = Contact.objects.all()
     for word in (data.get("q") or "").split()[:5]:
         found = found.filter(pk__in=_matching(word))
@@ -145,7 +146,7 @@ def _decode_after(keys: tuple[str, ...], after: Any) -> list | None:
 def page(data: dict[str, Any], *, user) -> Page:
     """One page of contacts for the cleaned filters. Two queries: the page and its related rows."""
     keys = SORTS[data.get("sort") or "priority"][1]
-    found = _filtered(data, user).annotate(
+    found = filtered(data, user).annotate(
         mql_first=MQL_FIRST,
         active_at=Coalesce(F("last_activity_at"), Value(EPOCH)),
     )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("leads/", views.contact_list, name="contact_list"),
     path("leads/hand-over", views.hand_over, name="hand_over"),
+    path("leads/export.csv", views.contact_export, name="contact_export"),
     path("leads/<int:contact_id>/", views.contact_detail, name="contact_detail"),
     path("leads/<int:contact_id>/profile", views.contact_profile, name="contact_profile"),
     path("leads/<int:contact_id>/notes", views.contact_note, name="contact_note"),

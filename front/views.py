@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from crm import lifecycle, profiles
+from crm import csv_export, lifecycle, profiles
 from crm.lifecycle import Actor
 from crm.models import Contact, Stage
 from crm.roles import ADMIN, MARKETING, SALES, primary_role, role_required, roles_of
@@ -44,6 +44,16 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "can_hand_over": bool(roles_of(request.user) & EDITORS),
     }
     return render(request, template, context)
+
+
+@require_GET
+@role_required(MARKETING, ADMIN)
+def contact_export(request: HttpRequest) -> HttpResponse:
+    """Exactly the contacts the list's filters show (every page of them), as streamed CSV."""
+    form = leadlist.LeadFilters(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Those filters are not valid; fix them on the leads list first.", status=400)
+    return csv_export.response(leadlist.filtered(form.cleaned_data, request.user), filename="leads.csv")
 
 
 def _contact(contact_id: int) -> Contact:

@@ -11,7 +11,8 @@ from django.utils import timezone
 from ninja import NinjaAPI, Path, Query
 from ninja.errors import ValidationError as NinjaValidationError
 
-from crm import contact_json
+from crm import contact_json, csv_export
+from crm.models import Contact
 from leads import auth, contacts, errors, ingest, parsing, ratelimit
 from leads.models import ApiKey
 from leads.schemas import (
@@ -172,6 +173,18 @@ def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpRes
     auth.bearer_key(request, scope=ApiKey.Scope.READ)
     rows, next_cursor = contacts.page(filters)
     return JsonResponse({"results": [contact_json.of(c) for c in rows], "next_cursor": next_cursor})
+
+
+@api.get(
+    "/contacts/export.csv",
+    response={200: None, **ERRORS},
+    tags=["contacts"],
+    openapi_extra={"responses": {"200": {"description": "CSV, one header row", "content": {"text/csv": {}}}}},
+)
+def export_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpResponse:
+    """Every contact the filters match, as streamed CSV (formula-like cells prefixed with '). Needs a `read` key."""
+    auth.bearer_key(request, scope=ApiKey.Scope.READ)
+    return csv_export.response(contacts.filtered(filters, Contact.objects.all()), filename="contacts.csv")
 
 
 @api.get(

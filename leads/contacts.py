@@ -35,9 +35,8 @@ def _decode_cursor(cursor: str) -> int:
     return last_id
 
 
-def page(query: ContactQuery) -> tuple[list[Contact], str | None]:
-    """One page of contacts by id, filtered as the (validated) query asks. Raises ApiError for a bad cursor."""
-    found = contacts().order_by("id")
+def filtered(query: ContactQuery, found: QuerySet[Contact]) -> QuerySet[Contact]:
+    """``found`` narrowed by the query's filters (not its cursor or limit)."""
     if query.email is not None:
         found = found.filter(email=query.email.strip().lower())
     if query.stage is not None:
@@ -48,6 +47,12 @@ def page(query: ContactQuery) -> tuple[list[Contact], str | None]:
         found = found.filter(score__lte=query.max_score)
     if query.updated_since is not None:
         found = found.filter(updated_at__gte=query.updated_since)
+    return found
+
+
+def page(query: ContactQuery) -> tuple[list[Contact], str | None]:
+    """One page of contacts by id, filtered as the (validated) query asks. Raises ApiError for a bad cursor."""
+    found = filtered(query, contacts().order_by("id"))
     if query.cursor is not None:
         found = found.filter(id__gt=_decode_cursor(query.cursor))
     rows = list(found[: query.limit + 1])
