@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import time
+from typing import Annotated, Literal
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -13,7 +14,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from crm import contact_json, csv_export
 from crm.models import Contact
-from leads import auth, contacts, errors, ingest, parsing, ratelimit
+from leads import auth, contacts, email_hooks, errors, ingest, parsing, ratelimit
 from leads.models import ApiKey
 from leads.schemas import (
     Accepted,
@@ -23,6 +24,7 @@ from leads.schemas import (
     ErrorOut,
     EventBatch,
     EventIn,
+    HookAccepted,
     Identified,
     IdentifyIn,
 )
@@ -165,6 +167,20 @@ def post_identify(request: HttpRequest) -> HttpResponse:
         at=timezone.now(),
     )
     return JsonResponse({"contact_id": contact_id, "events_attached": result.attached})
+
+
+@api.post("/hooks/{provider}", response={202: HookAccepted, **ERRORS}, tags=["events"])
+def email_hook(request: HttpRequest, provider: Literal["sendgrid", "mailgun", "postmark"], key: str) -> HttpResponse:
+    """An email tool's own webhook payload (SendGrid, Mailgun, Postmark) with an `ingest` key in the address:
+    opens, clicks, bounces, unsubscribes and spam complaints become events; the provider's ids dedupe."""
+    api_key = auth.query_key(key, scope=ApiKey.Scope.INGEST)
+    raw = parsing.read_raw(request, media_types=("application/json",), limit=email_hooks.MAX_HOOK_BYTES)
+    body = parsing.parse_json(raw)
+    email_hooks.verify(provider, source=api_key.source, request=request, raw=raw, body=body, now=time.time())
+    events, ignored = email_hooks.events(provider, body)
+    ratelimit.take(api_key.source, max(1, len(events)))
+    result = ingest.record(source=api_key.source, events=events, received_at=timezone.now())
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates, "ignored": ignored}, status=202)
 
 
 @api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"], by_alias=True)

@@ -28,6 +28,12 @@ class Source(models.Model):
         help_text="Origins (scheme://host[:port]) whose pages may use this source's site key and hosted forms",
     )
     rate_limit = models.PositiveIntegerField(default=1000, help_text="Events per second, with bursts of twice that")
+    signing_secret = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="For an email tool's webhooks: SendGrid's verification key, Mailgun's webhook signing key, or "
+        "the basic-auth password in Postmark's webhook address. Empty: signatures are not checked.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -28,16 +28,27 @@ def _no_constants(name: str) -> None:
 
 def read_body(request: HttpRequest, *, media_types: tuple[str, ...]) -> Any:
     """The parsed JSON body. Raises ApiError: 415 for another media type, 413 over 1 MiB, 400 malformed."""
+    return parse_json(read_raw(request, media_types=media_types))
+
+
+def read_raw(request: HttpRequest, *, media_types: tuple[str, ...], limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body's bytes, of one of ``media_types`` and at most ``limit`` long. Raises ApiError 415 or 413."""
     media_type = request.content_type.lower()
     if media_type not in media_types:
         raise errors.ApiError(
             415, "unsupported_media_type", f"Send the body as {' or '.join(media_types)}, not '{media_type}'."
         )
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
-        raise errors.too_large("The body is over 1 MiB; send fewer events per request.")
-    raw = request.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise errors.too_large("The body is over 1 MiB; send fewer events per request.")
+    too_large = f"The body is over {limit // 1024 // 1024} MiB; send fewer events per request."
+    if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+        raise errors.too_large(too_large)
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise errors.too_large(too_large)
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON as we accept it (finite numbers only). Raises a 400 ApiError."""
     try:
         return json.loads(raw.decode("utf-8"), parse_float=_finite, parse_constant=_no_constants)
     except UnicodeDecodeError:

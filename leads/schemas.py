@@ -155,6 +155,10 @@ class Accepted(BaseModel):
     duplicates: int = Field(description="Events already stored (sent before)")
 
 
+class HookAccepted(Accepted):
+    ignored: int = Field(description="Events of other kinds (delivered, processed…) or unusable ones")
+
+
 class IdentifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
