@@ -54,7 +54,8 @@ GIVE_UP_AFTER = timedelta(days=3)
 TIMEOUT_SECONDS = 10
 RESPONSE_READ_LIMIT = 64 * 1024
 RESPONSE_KEEP = 2000
-BATCH = 200
+BATCH = 100
+BUDGET_SECONDS = 60
 SENDERS = 16  # concurrent requests per batch
 
 
@@ -103,8 +104,25 @@ def check_url(url: str) -> None:
     loopback = all(a.is_loopback for a in addresses)
     if parts.scheme == "http" and not (loopback and settings.WEBHOOKS_ALLOW_PRIVATE):
         raise WebhookRefused("The address must start with https:// (plain http only to this machine, in development).")
-    if not settings.WEBHOOKS_ALLOW_PRIVATE and any(not a.is_global or a.is_multicast for a in addresses):
+    if not settings.WEBHOOKS_ALLOW_PRIVATE and any(_private(a) for a in addresses):
         raise WebhookRefused(f"“{host}” resolves to a private or local address; Baton does not send there.")
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Not a public unicast address, counting IPv4 addresses carried inside IPv6 ones (mapped, 6to4, NAT64…)."""
+    if not address.is_global or address.is_multicast:
+        return True
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if inner is None and address in NAT64:
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is None and int(address) >> 32 == 0:  # ::a.b.c.d (IPv4-compatible)
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        return inner is not None and _private(inner)
+    return False
 
 
 # --- the outbox ----------------------------------------------------------------------------------------------
@@ -243,15 +261,31 @@ def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str) -
         response = _http().request(
             "POST", endpoint.url, body=body, headers=headers, redirect=False, preload_content=False
         )
-        try:
-            text = response.read(RESPONSE_READ_LIMIT, decode_content=True).decode("utf-8", "replace")
-            text = text.replace("\x00", "\ufffd")  # PostgreSQL text holds no NULs
-        finally:
-            response.release_conn()
+        text, complete = _read_capped(response, started)
         return Answer(response.status, elapsed(), text[:RESPONSE_KEEP])
     except urllib3.exceptions.HTTPError as e:
         reason = "no answer within 10 s" if isinstance(e, urllib3.exceptions.TimeoutError) else type(e).__name__
         return Answer(None, elapsed(), error=reason)
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, started: float) -> tuple[str, bool]:
+    """The answer's body up to RESPONSE_READ_LIMIT and the 10 s deadline (a receiver dripping bytes cannot hold
+    a sender); the connection goes back to the pool only when the body was read to its end."""
+    chunks, size, complete = [], 0, True
+    try:
+        for chunk in response.stream(8192, decode_content=True):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= RESPONSE_READ_LIMIT or time.monotonic() - started > TIMEOUT_SECONDS:
+                complete = False
+                break
+    finally:
+        if complete:
+            response.release_conn()
+        else:
+            response.close()
+    text = b"".join(chunks)[:RESPONSE_READ_LIMIT].decode("utf-8", "replace")
+    return text.replace("\x00", "\ufffd"), complete  # PostgreSQL text holds no NULs
 
 
 def backoff(attempts: int) -> timedelta:
@@ -265,18 +299,18 @@ def deliver_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
     Safe to run in several workers at once (SKIP LOCKED) and to be killed at any point."""
     with contextlib.suppress(redis.RedisError, OSError):
         get_redis().delete(NUDGE_KEY)  # from here on, a new change nudges again
-    attempts = 0
-    while True:
-        moment = now or timezone.now()
+    attempts, began = 0, time.monotonic()
+    while time.monotonic() - began < BUDGET_SECONDS:  # then beat's next pass goes on: no task runs for long
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(DUE, {"now": moment, "limit": limit})
+            cursor.execute(DUE, {"now": now or timezone.now(), "limit": limit})
             ids = [row[0] for row in cursor.fetchall()]
             if not ids:
                 return attempts
             rows = list(WebhookDelivery.objects.filter(pk__in=ids).order_by("id"))
             answers = _send(rows)
-            _record(rows, answers, moment)
+            _record(rows, answers, now or timezone.now())  # backoff counts from after the attempt
         attempts += len(rows)
+    return attempts
 
 
 def _send(rows: list[WebhookDelivery]) -> list[Answer]:
@@ -293,7 +327,11 @@ def _send(rows: list[WebhookDelivery]) -> list[Answer]:
     def attempt(delivery: WebhookDelivery) -> Answer:
         if delivery.endpoint_id in refused:
             return refused[delivery.endpoint_id]
-        return post(endpoints[delivery.endpoint_id], delivery, secret=secrets_[delivery.endpoint_id])
+        try:
+            return post(endpoints[delivery.endpoint_id], delivery, secret=secrets_[delivery.endpoint_id])
+        except Exception as e:  # one odd answer must not undo the batch's other results
+            log.exception("webhook delivery %s failed unexpectedly", delivery.pk)
+            return Answer(None, 0, error=f"could not be sent ({type(e).__name__})")
 
     with ThreadPoolExecutor(SENDERS) as pool:
         return list(pool.map(attempt, rows))
@@ -341,14 +379,15 @@ def _record(rows: list[WebhookDelivery], answers: list[Answer], now: datetime) -
                 [d.error for d in rows],
             ],
         )
-    WebhookEndpoint.objects.filter(pk__in=ok_endpoints).update(failing_since=None)
+    WebhookEndpoint.objects.filter(pk__in=ok_endpoints, failing_since__isnull=False).update(failing_since=None)
     WebhookEndpoint.objects.filter(pk__in=failing - ok_endpoints, failing_since=None).update(failing_since=now)
     WebhookEndpoint.objects.filter(pk__in=gone).update(enabled=False, disabled_reason="The receiver answered 410 Gone.")
-    stale = WebhookEndpoint.objects.filter(enabled=True, failing_since__lt=now - GIVE_UP_AFTER)
-    for endpoint in stale:
-        endpoint.enabled, endpoint.disabled_reason = False, "Every delivery failed for 3 days."
-        endpoint.save(update_fields=["enabled", "disabled_reason"])
-        transaction.on_commit(lambda name=endpoint.name: _tell_admins(name))
+    for endpoint in WebhookEndpoint.objects.filter(pk__in=failing, enabled=True, failing_since__lt=now - GIVE_UP_AFTER):
+        disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+            enabled=False, disabled_reason="Every delivery failed for 3 days."
+        )
+        if disabled:  # once, whichever worker gets there first
+            transaction.on_commit(lambda name=endpoint.name: _tell_admins(name))
 
 
 def _tell_admins(name: str) -> None:

@@ -62,21 +62,24 @@ def endpoints(request: HttpRequest) -> HttpResponse:
 @role_required(ADMIN)
 def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
+    template = "front/webhook_detail.html#log" if request.htmx else "front/webhook_detail.html"
+    return render(request, template, _detail_context(request, endpoint))
+
+
+def _detail_context(request: HttpRequest, endpoint: WebhookEndpoint) -> dict:
     query = LogFilter(request.GET)
     data = query.cleaned_data if query.is_valid() else {}
     log = endpoint.deliveries.order_by("-id")
     if data.get("status"):
         log = log.filter(status=data["status"])
     page = Paginator(log, LOG_PAGE).get_page(data.get("page") or 1)
-    template = "front/webhook_detail.html#log" if request.htmx else "front/webhook_detail.html"
-    context = {
+    return {
         "endpoint": endpoint,
         "page": page,
         "query": query,
         "failed": endpoint.deliveries.filter(status=WebhookDelivery.Status.FAILED).count(),
         "pending": endpoint.deliveries.filter(status=WebhookDelivery.Status.PENDING).exists(),
     }
-    return render(request, template, context)
 
 
 def _test(request: HttpRequest, endpoint: WebhookEndpoint) -> str:
@@ -96,19 +99,20 @@ def _disable(request: HttpRequest, endpoint: WebhookEndpoint) -> str:
 
 
 def _replay(request: HttpRequest, endpoint: WebhookEndpoint) -> str:
+    """One failed delivery (``delivery``), or, without that field, all of them."""
     form = ReplayForm(request.POST)
-    one = form.cleaned_data["delivery"] if form.is_valid() else None
+    if not form.is_valid():
+        raise BadAction("That delivery is not one of this endpoint's; reload the page.")
+    one = form.cleaned_data["delivery"]
     count = webhooks.replay(endpoint=endpoint, delivery_ids=[one] if one else None)
     return f"Sending {count} failed deliver{'y' if count == 1 else 'ies'} again."
 
 
-def _rotate(request: HttpRequest, endpoint: WebhookEndpoint) -> str:
-    endpoint.secret_salt = webhooks.new_salt()
-    endpoint.save(update_fields=["secret_salt"])
-    return f"New signing secret (shown once; the old one stops working now): {webhooks.secret_of(endpoint)}"
+class BadAction(Exception):
+    pass
 
 
-ACTIONS = {"test": _test, "enable": _enable, "disable": _disable, "replay": _replay, "rotate": _rotate}
+ACTIONS = {"test": _test, "enable": _enable, "disable": _disable, "replay": _replay}
 
 
 @require_POST
@@ -119,7 +123,16 @@ def endpoint_action(request: HttpRequest, endpoint_id: int, action: str) -> Http
         endpoint.delete()
         messages.success(request, f"Deleted “{endpoint.name}” and its delivery log.")
         return redirect("webhooks")
+    if action == "rotate":  # the new secret is shown on the answer itself, once (never in a cookie)
+        endpoint.secret_salt = webhooks.new_salt()
+        endpoint.save(update_fields=["secret_salt"])
+        context = _detail_context(request, endpoint) | {"new_secret": webhooks.secret_of(endpoint)}
+        return render(request, "front/webhook_detail.html", context)
     if action not in ACTIONS:
         return HttpResponse(status=404)
-    messages.success(request, ACTIONS[action](request, endpoint))
+    try:
+        messages.success(request, ACTIONS[action](request, endpoint))
+    except BadAction as e:
+        messages.error(request, str(e))
+        return redirect("webhook_detail", endpoint.pk)
     return redirect("webhook_detail", endpoint.pk)

@@ -206,7 +206,7 @@ def export_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpR
 @api.get(
     "/contacts/{contact_id}", response={200: ContactOut, 404: ErrorOut, **ERRORS}, tags=["contacts"], by_alias=True
 )
-def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> HttpResponse:
+def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]) -> HttpResponse:
     """One contact with its score breakdown and stage history. Needs a `read` key."""
     auth.bearer_key(request, scope=ApiKey.Scope.READ)
     contact = contacts.contacts().filter(pk=contact_id).first()

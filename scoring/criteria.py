@@ -15,9 +15,8 @@ from django.utils import timezone
 from crm.errors import DomainError
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
-from scoring.services import CHUNK, criteria_of, full_rescore_running, start_full_rescore
+from scoring.services import CHUNK, criteria_of, full_rescore_running, queue_run, start_full_rescore
 from scoring.stages import automatic_move
-from scoring.tasks import full_rescore
 
 Status = CriteriaVersion.Status
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -164,7 +163,7 @@ def publish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
         CriteriaVersion.objects.filter(pk=version.pk).update(status=Status.ACTIVE, published_at=now, published_by=by)
         version.refresh_from_db()
         run = start_full_rescore(version=version)
-        transaction.on_commit(partial(full_rescore.delay, run.pk))
+        transaction.on_commit(partial(queue_run, run.pk))
     return run
 
 

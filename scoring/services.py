@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+import kombu.exceptions
 import redis
 from django.db import connection, transaction
 from django.utils import timezone
@@ -34,6 +35,7 @@ RESCORE_RUNS = "baton:stats:rescore_runs"
 FULL_RESCORE_LOCK = 7_340_001  # pg advisory lock key: one full rescore at a time
 FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
 RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
+RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sent again
 MAX_RESUMES = 5
 
 
@@ -154,8 +156,8 @@ def rescore_stale(*, contact_ids: list[int], notify: bool = True) -> Rescored:
     except (redis.RedisError, OSError) as e:
         log.warning("coalescing keys not cleared (%s)", e)
     started = timezone.now()
-    result = rescore(contact_ids=contact_ids, now=started, notify=notify)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:  # the new score and the cleared mark, together
+        result = rescore(contact_ids=contact_ids, now=started, notify=notify)
         cursor.execute(
             "UPDATE crm_contactactivity SET stale_since = NULL WHERE contact_id = ANY(%s) AND stale_since <= %s",
             [list(contact_ids), started],
@@ -193,7 +195,7 @@ def start_full_rescore(*, version: CriteriaVersion) -> RescoreRun:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
-    return RescoreRun.objects.create(version=version, total=total, heartbeat_at=timezone.now())
+    return RescoreRun.objects.create(version=version, total=total)
 
 
 @contextmanager
@@ -227,7 +229,8 @@ def _execute(run: RescoreRun) -> RescoreRun:
         run.save(update_fields=["failed_at", "problem"])
         return run
     criteria = criteria_of(run.version)
-    now = timezone.now()
+    now = run.heartbeat_at = timezone.now()  # started (or resumed): from here a silence means a lost worker
+    run.save(update_fields=["heartbeat_at"])
     with connection.cursor() as cursor:
         while True:
             # The next CHUNK contacts by id (ids may be sparse): [lo, hi].
@@ -270,10 +273,15 @@ def refresh_decay() -> RescoreRun | None:
 
 
 def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
-    """Find runs that lost their worker (no progress for RUN_STALLED and nobody holds the lock) and queue
-    each again from its resume point, or fail it after MAX_RESUMES, saying so. Returns the runs re-queued."""
+    """Find runs nobody executes and queue each again from its resume point: a run that started and lost its
+    worker (no progress for RUN_STALLED, nobody holding the lock) counts as a resume, and is failed, saying
+    so, after MAX_RESUMES; a run still waiting for a worker after RUN_QUEUED is only sent again.
+    Returns the runs re-queued."""
     now = now or timezone.now()
-    stalled = RescoreRun.objects.filter(finished_at=None, failed_at=None, heartbeat_at__lt=now - RUN_STALLED)
+    running = RescoreRun.objects.filter(finished_at=None, failed_at=None)
+    stalled = running.filter(heartbeat_at__lt=now - RUN_STALLED) | running.filter(
+        heartbeat_at=None, started_at__lt=now - RUN_QUEUED
+    )
     if not stalled.exists():
         return []
     with _full_rescore_lock() as held:
@@ -281,6 +289,9 @@ def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
             return []
         resumed = []
         for run in stalled.order_by("pk"):
+            if run.heartbeat_at is None:  # never started: its task is late or lost; send it again
+                resumed.append(run.pk)
+                continue
             if run.resumes >= MAX_RESUMES:
                 run.failed_at = now
                 run.problem = (
@@ -293,7 +304,15 @@ def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
             run.save(update_fields=["resumes", "heartbeat_at"])
             resumed.append(run.pk)
     for pk in resumed:
-        app.send_task(FULL_RESCORE_TASK, args=[pk])
+        queue_run(pk)
     if resumed:
-        log.warning("resumed full rescore runs that lost their worker: %s", resumed)
+        log.warning("queued again full rescore runs nobody was executing: %s", resumed)
     return resumed
+
+
+def queue_run(run_id: int) -> None:
+    """Send a run to the workers. Never raises for a broker outage: the sweeper sends it again later."""
+    try:
+        app.send_task(FULL_RESCORE_TASK, args=[run_id])
+    except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as e:
+        log.warning("full rescore %s not queued (%s); the sweeper will send it again", run_id, e)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from crm.roles import ADMIN, role_required
@@ -46,7 +48,10 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
         return render(request, "scoring/criteria.html", _context(draft))
     action = request.POST.get("action")
     if action == "republish":
-        old = get_object_or_404(CriteriaVersion, number=request.POST.get("version"), status="retired")
+        number = request.POST.get("version", "")
+        if not re.fullmatch(r"[0-9]{1,9}", number):
+            raise Http404("No such version")
+        old = get_object_or_404(CriteriaVersion, number=int(number), status="retired")
         return _publish(request, lambda: criteria.republish(version=old, by=request.user))
     settings_form = SettingsForm(request.POST, instance=draft)
     behaviour = BehaviourRules(request.POST, instance=draft, prefix="b")

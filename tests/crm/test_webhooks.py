@@ -388,3 +388,33 @@ def test_changes_in_quick_succession_are_each_delivered_by_the_worker_without_wa
         contact = Contact.objects.create(email=f"q{i}@example.com")
         move(contact_id=contact.pk, to=Stage.MQL, by=Actor.of(marketer_mia))
         wait_for(lambda c=contact: WebhookDelivery.objects.filter(contact=c, status="delivered").exists(), timeout=5)
+
+
+def test_a_replay_of_a_delivery_that_is_not_a_number_replays_nothing(client, admin_ada, receiver, marketer_mia):
+    endpoint = endpoint_for(receiver, Event.STAGE_CHANGED)
+    receiver.script = [410]
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+    webhooks.deliver_due()
+    client.force_login(admin_ada)
+
+    client.post(f"/settings/webhooks/{endpoint.pk}/replay", {"delivery": "abc"})
+
+    assert WebhookDelivery.objects.get().status == "failed"
+
+
+def test_a_rotated_secret_is_shown_once_on_the_answer_and_signs_from_then_on(client, admin_ada, receiver):
+    endpoint = endpoint_for(receiver, Event.STAGE_CHANGED)
+    client.force_login(admin_ada)
+
+    page = client.post(f"/settings/webhooks/{endpoint.pk}/rotate").content.decode()
+
+    endpoint.refresh_from_db()
+    assert webhooks.secret_of(endpoint) in page
+    assert webhooks.secret_of(endpoint) not in client.get(f"/settings/webhooks/{endpoint.pk}/").content.decode()
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "2002:7f00:1::", "::127.0.0.1", "::ffff:10.0.0.1"])
+def test_ipv4_private_addresses_inside_ipv6_ones_are_private(address):
+    import ipaddress
+
+    assert webhooks._private(ipaddress.ip_address(address))

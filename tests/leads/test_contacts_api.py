@@ -162,12 +162,15 @@ def test_odd_list_parameters_are_a_json_400_naming_them(client, read_key, db, pa
     assert response.json()["details"][0]["field"] == field
 
 
-@pytest.mark.parametrize("path", ["/api/v1/contacts/99999999999999999999", "/api/v1/contacts/0"])
-def test_an_id_out_of_range_is_a_json_400(client, read_key, db, path):
-    response = get(client, read_key, path)
+def test_an_id_out_of_range_is_a_json_400(client, read_key, db):
+    response = get(client, read_key, "/api/v1/contacts/99999999999999999999")
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid"
+
+
+def test_an_id_nobody_has_is_a_json_404(client, read_key, db):
+    assert get(client, read_key, "/api/v1/contacts/0").json()["error"] == "not_found"
 
 
 def test_an_unknown_api_address_answers_json(client, read_key, db):

@@ -138,3 +138,18 @@ def test_the_broker_redelivers_a_task_only_after_its_time_limit_has_passed():
     assert ours
     for task in ours:
         assert (task.time_limit or settings.CELERY_TASK_TIME_LIMIT) < visibility, task.name
+
+
+def test_a_run_still_waiting_for_a_worker_is_sent_again_without_counting_as_lost(db):
+    run = services.start_full_rescore(version=active())
+    RescoreRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - services.RUN_QUEUED - timedelta(seconds=1))
+
+    assert services.resume_stalled_runs() == [run.pk]
+    run.refresh_from_db()
+    assert (run.resumes, run.running) == (0, True)
+
+
+def test_republishing_a_version_that_is_not_a_number_is_a_404(client, admin_ada):
+    client.force_login(admin_ada)
+
+    assert client.post("/criteria/", {"action": "republish", "version": "abc"}).status_code == 404
