@@ -264,8 +264,17 @@ def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str) -
         text, complete = _read_capped(response, started)
         return Answer(response.status, elapsed(), text[:RESPONSE_KEEP])
     except urllib3.exceptions.HTTPError as e:
-        reason = "no answer within 10 s" if isinstance(e, urllib3.exceptions.TimeoutError) else type(e).__name__
-        return Answer(None, elapsed(), error=reason)
+        return Answer(None, elapsed(), error=_reason(e))
+
+
+def _reason(error: urllib3.exceptions.HTTPError) -> str:
+    if isinstance(error, urllib3.exceptions.NewConnectionError):  # (a subclass of the timeout errors)
+        return "could not connect (refused or unreachable)"
+    if isinstance(error, urllib3.exceptions.TimeoutError):
+        return "no answer within 10 s"
+    if isinstance(error, urllib3.exceptions.SSLError):
+        return "the TLS handshake failed (certificate?)"
+    return f"the connection failed ({type(error).__name__})"
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, started: float) -> tuple[str, bool]:

@@ -418,3 +418,17 @@ def test_ipv4_private_addresses_inside_ipv6_ones_are_private(address):
     import ipaddress
 
     assert webhooks._private(ipaddress.ip_address(address))
+
+
+def test_a_refused_connection_says_so_and_is_retried(settings, marketer_mia):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    WebhookEndpoint.objects.create(
+        name="down", url="http://127.0.0.1:9/hook", events=[Event.STAGE_CHANGED], secret_salt=webhooks.new_salt()
+    )
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+
+    webhooks.deliver_due()
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.error == "could not connect (refused or unreachable)"
