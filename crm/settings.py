@@ -178,6 +178,8 @@ EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # f
 # Outgoing webhooks to private, loopback or link-local addresses (and plain http to this machine): refused
 # unless this is on (development; `make run` turns it on). Production keeps it off: no SSRF.
 WEBHOOKS_ALLOW_PRIVATE = envbool("WEBHOOKS_ALLOW_PRIVATE", DEBUG)
+# Certificates webhook receivers are verified against (a file of PEM certificates); empty: the system's.
+WEBHOOKS_CA_BUNDLE = envstr("WEBHOOKS_CA_BUNDLE") or None
 # Where people reach Baton: the links in emails.
 BASE_URL = envstr("BASE_URL", "http://127.0.0.1:8000")
 

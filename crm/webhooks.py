@@ -24,7 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,9 +86,10 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 # --- where we may send ---------------------------------------------------------------------------------------
 
 
-def check_url(url: str) -> None:
+def check_url(url: str) -> str:
     """Refuse what is not https (http only to loopback, in development) or resolves to a private,
-    loopback or link-local address (SSRF), unless WEBHOOKS_ALLOW_PRIVATE. Raises WebhookRefused."""
+    loopback or link-local address (SSRF), unless WEBHOOKS_ALLOW_PRIVATE. Raises WebhookRefused.
+    Returns the checked address to connect to (never resolve the name again: DNS rebinding)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -106,6 +107,7 @@ def check_url(url: str) -> None:
         raise WebhookRefused("The address must start with https:// (plain http only to this machine, in development).")
     if not settings.WEBHOOKS_ALLOW_PRIVATE and any(_private(a) for a in addresses):
         raise WebhookRefused(f"“{host}” resolves to a private or local address; Baton does not send there.")
+    return str(min(addresses, key=lambda a: (a.version, int(a))))  # IPv4 first, then the lowest: stable
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -231,12 +233,17 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-@cache
-def _http() -> urllib3.PoolManager:
-    # No retries and no redirects: a redirect is an answer (a failure), never followed.
-    return urllib3.PoolManager(
-        num_pools=64, maxsize=SENDERS, retries=False, timeout=urllib3.Timeout(total=TIMEOUT_SECONDS)
-    )
+@lru_cache(maxsize=256)
+def _pool(scheme: str, address: str, port: int, host: str, ca_bundle: str | None) -> urllib3.HTTPConnectionPool:
+    """Keep-alive connections to one checked address. TLS still verifies the certificate for ``host`` (SNI
+    and hostname check), though the connection goes to the address checked, not to a second DNS answer.
+    No retries and no redirects: a redirect is an answer (a failure), never followed."""
+    options = {"port": port, "maxsize": SENDERS, "retries": False, "timeout": urllib3.Timeout(total=TIMEOUT_SECONDS)}
+    if scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            address, server_hostname=host, assert_hostname=host, ca_certs=ca_bundle, **options
+        )
+    return urllib3.HTTPConnectionPool(address, **options)
 
 
 def _payload(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> bytes:
@@ -244,9 +251,9 @@ def _payload(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str) -> Answer:
-    """One attempt: the signed POST, its answer (the body read up to a cap), or why there was none.
-    Call after ``check_url(endpoint.url)``."""
+def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str, address: str) -> Answer:
+    """One attempt: the signed POST to ``address`` (what ``check_url`` checked), its answer (the body read up
+    to a cap), or why there was none."""
     started = time.monotonic()
     elapsed = lambda: int((time.monotonic() - started) * 1000)  # noqa: E731
     body, timestamp = _payload(endpoint, delivery), int(time.time())
@@ -257,9 +264,19 @@ def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str) -
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, delivery.message_id, timestamp, body),
     }
+    parts = urlsplit(endpoint.url)
+    headers["Host"] = parts.netloc.rpartition("@")[2]
+    pool = _pool(
+        parts.scheme,
+        address,
+        parts.port or (443 if parts.scheme == "https" else 80),
+        parts.hostname or "",
+        settings.WEBHOOKS_CA_BUNDLE,
+    )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        response = _http().request(
-            "POST", endpoint.url, body=body, headers=headers, redirect=False, preload_content=False
+        response = pool.urlopen(
+            "POST", path, body=body, headers=headers, redirect=False, preload_content=False, assert_same_host=False
         )
         text, complete = _read_capped(response, started)
         return Answer(response.status, elapsed(), text[:RESPONSE_KEEP])
@@ -325,10 +342,10 @@ def deliver_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
 def _send(rows: list[WebhookDelivery]) -> list[Answer]:
     """One attempt for each row, SENDERS at a time; each endpoint's address is checked once per batch."""
     endpoints = {e.pk: e for e in WebhookEndpoint.objects.filter(pk__in={r.endpoint_id for r in rows})}
-    refused, secrets_ = {}, {}
+    refused, secrets_, addresses = {}, {}, {}
     for pk, endpoint in endpoints.items():
         try:
-            check_url(endpoint.url)  # again before sending: what resolved to a public address may not now
+            addresses[pk] = check_url(endpoint.url)  # again: what resolved to a public address may not now
             secrets_[pk] = secret_of(endpoint)
         except WebhookRefused as e:
             refused[pk] = Answer(None, 0, error=str(e))
@@ -337,7 +354,8 @@ def _send(rows: list[WebhookDelivery]) -> list[Answer]:
         if delivery.endpoint_id in refused:
             return refused[delivery.endpoint_id]
         try:
-            return post(endpoints[delivery.endpoint_id], delivery, secret=secrets_[delivery.endpoint_id])
+            pk = delivery.endpoint_id
+            return post(endpoints[pk], delivery, secret=secrets_[pk], address=addresses[pk])
         except Exception as e:  # one odd answer must not undo the batch's other results
             log.exception("webhook delivery %s failed unexpectedly", delivery.pk)
             return Answer(None, 0, error=f"could not be sent ({type(e).__name__})")

@@ -432,3 +432,66 @@ def test_a_refused_connection_says_so_and_is_retried(settings, marketer_mia):
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.error == "could not connect (refused or unreachable)"
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, settings):
+    """The receiver behind TLS, with a certificate for "localhost" that the settings' CA bundle trusts."""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    settings.WEBHOOKS_ALLOW_PRIVATE, settings.WEBHOOKS_CA_BUNDLE = True, str(cert_file)
+    r = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    r.server.socket = context.wrap_socket(r.server.socket, server_side=True)
+    r.url = f"https://localhost:{r.server.server_port}/hook?from=baton"
+    yield r
+    r.server.shutdown()
+
+
+def test_an_https_receiver_gets_the_delivery_over_verified_tls(tls_receiver, marketer_mia):
+    endpoint_for(tls_receiver, Event.STAGE_CHANGED)
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+
+    webhooks.deliver_due()
+
+    assert WebhookDelivery.objects.get().status == "delivered"
+    (request,) = tls_receiver.requests
+    assert request["headers"]["host"] == f"localhost:{tls_receiver.server.server_port}"
+
+
+def test_an_https_receiver_with_a_certificate_nobody_trusts_is_not_sent_to(tls_receiver, marketer_mia, settings):
+    settings.WEBHOOKS_CA_BUNDLE = None
+    endpoint_for(tls_receiver, Event.STAGE_CHANGED)
+    move(contact_id=Contact.objects.create(email="g@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+
+    webhooks.deliver_due()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending" and "TLS" in delivery.error
