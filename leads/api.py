@@ -94,6 +94,12 @@ def on_unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     return errors.ApiError(500, "internal", "Something went wrong on our side; nothing was stored.").response()
 
 
+def read_key(request: HttpRequest) -> ApiKey:
+    """The read operations' authentication: ninja runs it before parsing parameters, so a request without a
+    valid key is a 401/403 whatever else it sends."""
+    return auth.bearer_key(request, scope=ApiKey.Scope.READ)
+
+
 def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
     ratelimit.take(key.source, len(events))
     result = ingest.record(source=key.source, events=events, received_at=timezone.now())
@@ -183,10 +189,9 @@ def email_hook(request: HttpRequest, provider: Literal["sendgrid", "mailgun", "p
     return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates, "ignored": ignored}, status=202)
 
 
-@api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"], by_alias=True)
+@api.get("/contacts", response={200: ContactPage, **ERRORS}, tags=["contacts"], by_alias=True, auth=read_key)
 def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpResponse:
     """Contacts by id, filtered; follow `next_cursor` for the next page. Needs a `read` key."""
-    auth.bearer_key(request, scope=ApiKey.Scope.READ)
     rows, next_cursor = contacts.page(filters)
     return JsonResponse({"results": [contact_json.of(c) for c in rows], "next_cursor": next_cursor})
 
@@ -195,20 +200,23 @@ def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpRes
     "/contacts/export.csv",
     response={200: None, **ERRORS},
     tags=["contacts"],
+    auth=read_key,
     openapi_extra={"responses": {"200": {"description": "CSV, one header row", "content": {"text/csv": {}}}}},
 )
 def export_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpResponse:
     """Every contact the filters match, as streamed CSV (formula-like cells prefixed with '). Needs a `read` key."""
-    auth.bearer_key(request, scope=ApiKey.Scope.READ)
     return csv_export.response(contacts.filtered(filters, Contact.objects.all()), filename="contacts.csv")
 
 
 @api.get(
-    "/contacts/{contact_id}", response={200: ContactOut, 404: ErrorOut, **ERRORS}, tags=["contacts"], by_alias=True
+    "/contacts/{contact_id}",
+    response={200: ContactOut, 404: ErrorOut, **ERRORS},
+    tags=["contacts"],
+    by_alias=True,
+    auth=read_key,
 )
 def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]) -> HttpResponse:
     """One contact with its score breakdown and stage history. Needs a `read` key."""
-    auth.bearer_key(request, scope=ApiKey.Scope.READ)
     contact = contacts.contacts().filter(pk=contact_id).first()
     if contact is None:
         raise errors.ApiError(404, "not_found", f"No contact has id {contact_id}.")

@@ -178,3 +178,12 @@ def test_an_unknown_api_address_answers_json(client, read_key, db):
 
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/contacts?limit=0", "/api/v1/contacts/0", "/api/v1/contacts/export.csv?stage=x"]
+)
+def test_without_a_key_the_answer_is_401_whatever_the_parameters(client, db, path):
+    response = client.get(path)
+
+    assert (response.status_code, response.json()["error"]) == (401, "unauthorized")
