@@ -6,6 +6,7 @@ import logging
 import os
 import time
 
+import kombu.exceptions
 import redis
 from celery import Celery, bootsteps
 from celery.utils.threads import bound_open_broker_sockets
@@ -43,6 +44,20 @@ class Consumer(BaseConsumer):
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
+
+
+def send_soon(name: str, args: list | None = None, *, what: str) -> bool:
+    """Queue task ``name`` (by name: no app imports another's tasks). A broker outage is logged, never raised:
+    the change that asked stands, and a sweeper (or nobody, for an email) makes up for it. Returns whether sent."""
+    try:
+        app.send_task(name, args=args or [])
+        return True
+    except BROKER_ERRORS as e:
+        logger.warning("%s not queued (%s)", what, e)
+        return False
+
 
 HEARTBEAT_KEY = "baton:workers"
 

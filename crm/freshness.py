@@ -44,8 +44,9 @@ def request_rescore(contact_ids: list[int]) -> None:
         log.warning("rescore request not sent (%s); the sweeper will catch up", e)
 
 
-def mark_stale(*, contact_ids: list[int]) -> None:
-    """Mark contacts stale (in the caller's transaction) and nudge the worker once it commits.
+def mark_stale(*, contact_ids: list[int], nudge: bool = True) -> None:
+    """Mark contacts stale (in the caller's transaction) and nudge the worker once it commits; ``nudge=False``
+    for a caller that rescores them itself right after (the mark stays for the sweeper if that fails).
 
     Locks the contacts' activity rows in id order, the order ingest takes them. Safe to run twice.
     """
@@ -62,4 +63,5 @@ def mark_stale(*, contact_ids: list[int]) -> None:
             """,
             [timezone.now(), ids],
         )
-    transaction.on_commit(partial(request_rescore, ids))
+    if nudge:
+        transaction.on_commit(partial(request_rescore, ids))

@@ -11,8 +11,9 @@ from crm.freshness import mark_stale
 from crm.models import Contact
 
 
-def update(*, contact_id: int, fields: dict[str, Any]) -> None:
-    """Write profile ``fields`` of one contact and mark it stale (rescored after commit). Safe to run twice."""
+def update(*, contact_id: int, fields: dict[str, Any], nudge: bool = True) -> None:
+    """Write profile ``fields`` of one contact and mark it stale (the worker rescores it after commit, unless
+    ``nudge=False``: the caller rescores it itself). Safe to run twice."""
     with transaction.atomic():
         Contact.objects.filter(pk=contact_id).update(**fields, updated_at=timezone.now())
-        mark_stale(contact_ids=[contact_id])
+        mark_stale(contact_ids=[contact_id], nudge=nudge)

@@ -28,7 +28,6 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import kombu.exceptions
 import redis
 import urllib3
 from django.conf import settings
@@ -39,7 +38,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import contact_json
-from crm.celery import app
+from crm.celery import BROKER_ERRORS, send_soon
 from crm.errors import DomainError
 from crm.models import Contact, WebhookDelivery, WebhookEndpoint
 from crm.redis_client import get_redis
@@ -145,22 +144,11 @@ def emit(*, type: str, items: list[tuple[int | None, dict[str, Any]]], at: datet
         c.pk: contact_json.of(c, history=False)
         for c in Contact.objects.filter(pk__in=ids).select_related("company", "owner")
     }
-    rows = []
-    for contact_id, extra in items:
-        data = {"contact": shapes.get(contact_id), **extra} if contact_id is not None else extra
-        body = {"type": type, "timestamp": contact_json.iso(at), "data": data}
-        rows += [
-            WebhookDelivery(
-                endpoint_id=endpoint,
-                message_id=f"msg_{uuid.uuid4().hex}",
-                type=type,
-                contact_id=contact_id,
-                body=body,
-                created_at=at,
-                next_attempt_at=at,
-            )
-            for endpoint in endpoints
-        ]
+    rows = [
+        _delivery(endpoint, type, at, {"contact": shapes.get(contact_id), **extra}, contact_id=contact_id)
+        for contact_id, extra in items
+        for endpoint in endpoints
+    ]
     WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
     transaction.on_commit(nudge)
     return len(rows)
@@ -171,25 +159,32 @@ def nudge() -> None:
     looks, so a change committed after that asks again). Never raises: beat's pass every few seconds catches
     up with whatever a lost nudge left."""
     try:
-        if get_redis().set(NUDGE_KEY, 1, nx=True, ex=30):
-            app.send_task(DELIVER_TASK)
-    except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as e:
+        wanted = get_redis().set(NUDGE_KEY, 1, nx=True, ex=30)
+    except BROKER_ERRORS as e:
         log.warning("webhook nudge not sent (%s); beat will catch up", e)
+        return
+    if wanted:
+        send_soon(DELIVER_TASK, what="the webhook nudge (beat will catch up)")
+
+
+def _delivery(endpoint_id: int, type: str, at: datetime, data: dict, *, contact_id: int | None = None):
+    """One unsaved outbox row: due now, with a webhook-id of its own that every attempt will carry."""
+    return WebhookDelivery(
+        endpoint_id=endpoint_id,
+        message_id=f"msg_{uuid.uuid4().hex}",
+        type=type,
+        contact_id=contact_id,
+        body={"type": type, "timestamp": contact_json.iso(at), "data": data},
+        created_at=at,
+        next_attempt_at=at,
+    )
 
 
 def send_test(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """A test event for one endpoint, whatever it subscribes to."""
-    now = timezone.now()
-    body = {"type": TEST_EVENT, "timestamp": contact_json.iso(now), "data": {"message": "A test event from Baton."}}
+    delivery = _delivery(endpoint.pk, TEST_EVENT, timezone.now(), {"message": "A test event from Baton."})
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            message_id=f"msg_{uuid.uuid4().hex}",
-            type=TEST_EVENT,
-            body=body,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        delivery.save()
         transaction.on_commit(nudge)
     return delivery
 
@@ -278,7 +273,7 @@ def post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, *, secret: str, a
         response = pool.urlopen(
             "POST", path, body=body, headers=headers, redirect=False, preload_content=False, assert_same_host=False
         )
-        text, complete = _read_capped(response, started)
+        text = _read_capped(response, started)
         return Answer(response.status, elapsed(), text[:RESPONSE_KEEP])
     except urllib3.exceptions.HTTPError as e:
         return Answer(None, elapsed(), error=_reason(e))
@@ -294,7 +289,7 @@ def _reason(error: urllib3.exceptions.HTTPError) -> str:
     return f"the connection failed ({type(error).__name__})"
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, started: float) -> tuple[str, bool]:
+def _read_capped(response: urllib3.BaseHTTPResponse, started: float) -> str:
     """The answer's body up to RESPONSE_READ_LIMIT and the 10 s deadline (a receiver dripping bytes cannot hold
     a sender); the connection goes back to the pool only when the body was read to its end."""
     chunks, size, complete = [], 0, True
@@ -311,7 +306,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, started: float) -> tuple[st
         else:
             response.close()
     text = b"".join(chunks)[:RESPONSE_READ_LIMIT].decode("utf-8", "replace")
-    return text.replace("\x00", "\ufffd"), complete  # PostgreSQL text holds no NULs
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text holds no NULs
 
 
 def backoff(attempts: int) -> timedelta:
@@ -423,10 +418,7 @@ def _tell_admins(name: str) -> None:
         f"Every delivery to “{name}” failed for 3 days, so Baton stopped sending to it. Fix the receiver, then "
         f"enable it again and replay the failed deliveries: {settings.BASE_URL.rstrip('/')}{reverse('webhooks')}"
     )
-    try:
-        app.send_task(EMAIL_ADMINS_TASK, args=[subject, body])
-    except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as e:
-        log.warning("admins not told that “%s” was disabled (%s)", name, e)
+    send_soon(EMAIL_ADMINS_TASK, [subject, body], what=f"the email telling admins “{name}” was disabled")
 
 
 def email_admins(*, subject: str, body: str) -> int:

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.models import MQL_FIRST, Company, Contact, Grade, Stage, Trend
+from front.forms import MAX_ID
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never active" sorts last
@@ -27,7 +28,6 @@ SORTS = {
 }
 ACTIVE = {"7": 7, "30": 30, "90": 90}
 SCORE_BOUND = 1_000_000
-MAX_ID = 2**63 - 1
 
 
 def _labelled(label: str) -> forms.Select:

@@ -92,7 +92,7 @@ def contact_profile(request: HttpRequest, contact_id: int) -> HttpResponse:
             return render(request, "front/contact_detail.html#profile", {"contact": contact, "profile_form": form})
         context = lead_page.context(contact, user=request.user, profile_form=form)
         return render(request, "front/contact_detail.html", context, status=400)
-    profiles.update(contact_id=contact.pk, fields=form.cleaned_data)
+    profiles.update(contact_id=contact.pk, fields=form.cleaned_data, nudge=False)  # rescored here, not twice
     scoring.rescore_stale(contact_ids=[contact.pk])
     if not request.htmx:
         messages.success(request, "Profile saved.")

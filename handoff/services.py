@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-import kombu.exceptions
-import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import lifecycle, webhooks
-from crm.celery import app
+from crm.celery import send_soon
 from crm.contact_json import iso
 from crm.errors import DomainError
 from crm.lifecycle import Actor
@@ -113,10 +111,7 @@ def _tell_the_hooks(event: str, entry_ids: list[int], extra: dict[int, dict] | N
 
 
 def _tell_sales_later(entry_ids: list[int]) -> None:
-    try:
-        app.send_task(TELL_SALES_TASK, args=[entry_ids])
-    except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as e:  # the entries stand regardless
-        log.warning("new-SQL email for entries %s not queued: %s", entry_ids, e)
+    send_soon(TELL_SALES_TASK, [entry_ids], what=f"the new-SQL email for entries {entry_ids}")
 
 
 def tell_sales(*, entry_ids: list[int]) -> int:

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-import kombu.exceptions
 import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
 from crm import lifecycle
-from crm.celery import app
+from crm.celery import send_soon
 from crm.freshness import coalescing_key
 from crm.lifecycle import Actor, Move
 from crm.models import Stage
@@ -312,7 +311,4 @@ def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
 
 def queue_run(run_id: int) -> None:
     """Send a run to the workers. Never raises for a broker outage: the sweeper sends it again later."""
-    try:
-        app.send_task(FULL_RESCORE_TASK, args=[run_id])
-    except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as e:
-        log.warning("full rescore %s not queued (%s); the sweeper will send it again", run_id, e)
+    send_soon(FULL_RESCORE_TASK, [run_id], what=f"full rescore {run_id} (the sweeper sends it again)")
