@@ -49,7 +49,7 @@ def cell(value: object) -> str:
     return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
-class _Line:
+class Echo:
     """csv.writer writes into this and hands the line back."""
 
     def write(self, text: str) -> str:
@@ -57,7 +57,7 @@ class _Line:
 
 
 def lines(contacts: QuerySet[Contact]) -> Iterator[str]:
-    writer = csv.writer(_Line())
+    writer = csv.writer(Echo())
     yield writer.writerow([header for header, _ in COLUMNS])
     rows: Iterable = contacts.values_list(*(path for _, path in COLUMNS)).iterator(chunk_size=CHUNK)
     for row in rows:

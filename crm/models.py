@@ -48,7 +48,11 @@ class Company(models.Model):
     class Meta:
         verbose_name_plural = "companies"
         constraints = [models.UniqueConstraint(Lower("name"), name="company_name_unique_ci")]
-        indexes = [GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="company_name_trgm")]
+        indexes = [
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="company_name_trgm"),
+            # Imports find a contact's company by its domain.
+            models.Index(fields=["domain"], name="company_domain_idx", condition=~Q(domain="")),
+        ]
 
     def __str__(self) -> str:
         return self.name

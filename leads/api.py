@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import NinjaAPI, Path, Query
@@ -14,8 +14,9 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from crm import contact_json, csv_export
 from crm.models import Contact
-from leads import auth, contacts, email_hooks, errors, ingest, parsing, ratelimit
-from leads.models import ApiKey
+from leads import auth, contacts, email_hooks, errors, import_rows, imports, ingest, parsing, ratelimit
+from leads.import_forms import ImportOptions
+from leads.models import ApiKey, Import
 from leads.schemas import (
     Accepted,
     ContactOut,
@@ -27,6 +28,8 @@ from leads.schemas import (
     HookAccepted,
     Identified,
     IdentifyIn,
+    ImportOut,
+    ImportStarted,
 )
 
 
@@ -98,6 +101,10 @@ def read_key(request: HttpRequest) -> ApiKey:
     """The read operations' authentication: ninja runs it before parsing parameters, so a request without a
     valid key is a 401/403 whatever else it sends."""
     return auth.bearer_key(request, scope=ApiKey.Scope.READ)
+
+
+def ingest_key(request: HttpRequest) -> ApiKey:
+    return auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
 
 
 def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
@@ -221,3 +228,83 @@ def get_contact(request: HttpRequest, contact_id: Annotated[int, Path(ge=-(2**63
     if contact is None:
         raise errors.ApiError(404, "not_found", f"No contact has id {contact_id}.")
     return JsonResponse(contact_json.of(contact))
+
+
+MULTIPART_SLACK = 1024 * 1024  # boundaries and the other fields, beside the file
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "CSV, UTF-8, up to 50 MiB"},
+                        "mapping": {"type": "string", "description": 'JSON {"CSV header": "field"}; others auto-match'},
+                        "mode": {"type": "string", "enum": ["create", "update", "upsert"], "default": "upsert"},
+                        "overwrite": {"type": "boolean", "default": False},
+                        "dry_run": {"type": "boolean", "default": False},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _form_details(form) -> list[dict]:
+    return [
+        {"index": None, "field": name, "message": str(message)}
+        for name, messages in form.errors.items()
+        for message in messages
+    ]
+
+
+@api.post("/imports", response={202: ImportStarted, **ERRORS}, tags=["imports"], openapi_extra=IMPORT_BODY)
+def post_import(request: HttpRequest) -> HttpResponse:
+    """Import contacts from a CSV file, in the background; poll `GET /imports/{id}`. Needs an `ingest` key.
+    Rows with errors are skipped and listed, the rest imported; an import notifies nobody."""
+    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+    if request.content_type.lower() != "multipart/form-data":
+        raise errors.ApiError(415, "unsupported_media_type", "Send the file as multipart/form-data (field 'file').")
+    too_large = errors.too_large("The file is over 50 MiB; split it and import the parts.")
+    if int(request.META.get("CONTENT_LENGTH") or 0) > import_rows.MAX_FILE_BYTES + MULTIPART_SLACK:
+        raise too_large
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise errors.invalid([{"index": None, "field": "file", "message": "is required: the CSV file to import"}])
+    if upload.size > import_rows.MAX_FILE_BYTES:
+        raise too_large
+    options = ImportOptions(request.POST)
+    if not options.is_valid():
+        raise errors.invalid(_form_details(options))
+    try:
+        checked = import_rows.scan(upload)
+    except import_rows.FileRefused as e:
+        raise errors.invalid([{"index": None, "field": "file", "message": str(e)}]) from None
+    problems = import_rows.mapping_problems(checked.headers, options.cleaned_data["mapping"])
+    if problems:
+        raise errors.invalid([{"index": None, "field": field, "message": message} for field, message in problems])
+    with transaction.atomic():
+        stored = imports.store_file(upload=upload, name=upload.name or "import.csv", checked=checked)
+        run = imports.create(
+            file=stored,
+            mapping=options.cleaned_data["mapping"],
+            mode=options.cleaned_data["mode"],
+            overwrite=options.cleaned_data["overwrite"],
+            dry_run=options.cleaned_data["dry_run"],
+            start=True,
+            source=key.source,
+        )
+    return JsonResponse({"id": run.pk}, status=202)
+
+
+@api.get("/imports/{import_id}", response={200: ImportOut, 404: ErrorOut, **ERRORS}, tags=["imports"], auth=ingest_key)
+def get_import(request: HttpRequest, import_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]) -> HttpResponse:
+    """An import's progress and outcome: counts and the rows skipped, with why. Needs an `ingest` key of the
+    source that started it."""
+    run = Import.objects.select_related("file").filter(pk=import_id, source=request.auth.source).first()
+    if run is None:
+        raise errors.ApiError(404, "not_found", f"No import of this source has id {import_id}.")
+    return JsonResponse(imports.as_json(run))

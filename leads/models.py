@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
@@ -141,3 +142,120 @@ class Visitor(models.Model):
 
     def __str__(self) -> str:
         return self.visitor_id
+
+
+class ImportFile(models.Model):
+    """An uploaded CSV file, checked on arrival (UTF-8, a header row) and kept in PostgreSQL in chunks, so any
+    worker can read it, in constant memory, from any offset."""
+
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField(help_text="Bytes")
+    delimiter = models.CharField(max_length=1, default=",")
+    headers = models.JSONField(default=list)
+    rows = models.PositiveIntegerField(default=0, help_text="Data rows (after the header), empty ones included")
+    data_offset = models.BigIntegerField(default=0, help_text="Where the first row after the header starts")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImportFileChunk(models.Model):
+    file = models.ForeignKey(ImportFile, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["file", "seq"], name="import_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id}:{self.seq}"
+
+
+class Import(models.Model):
+    """One run of a file into the contacts (or a dry run of it): its options, progress and outcome."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Not started"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Mode(models.TextChoices):
+        UPSERT = "upsert", "Create new and update existing contacts"
+        CREATE = "create", "Create new contacts only"
+        UPDATE = "update", "Update existing contacts only"
+
+    file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="imports")
+    mapping = models.JSONField(default=dict, help_text="CSV header → field ('profile.<key>', or '' to ignore)")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.UPSERT)
+    overwrite = models.BooleanField(default=False, help_text="A value replaces a filled field (else fills empty ones)")
+    dry_run = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The API key's source"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+    # Where the next batch starts (a record boundary) and its row number: a lost worker's successor resumes here.
+    offset = models.BigIntegerField(default=0)
+    next_row = models.PositiveIntegerField(default=1)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["-created_at"], name="import_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{'dry run' if self.dry_run else 'import'} {self.pk} of {self.file}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.finished:
+            return 100
+        return min(99, (self.next_row - 1) * 100 // max(1, self.file.rows))
+
+
+class ImportRow(models.Model):
+    """The emails a running import has taken so far, with their rows: a repeat inside one file meets the first
+    here (unique per import), whichever batch either falls in. Deleted when the import finishes."""
+
+    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="+")
+    row = models.PositiveIntegerField()
+    email = models.CharField(max_length=254)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "email"], name="import_row_email_unique")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.email}"
+
+
+class ImportProblem(models.Model):
+    """A row an import skipped, why, and its cells as the file had them (for the downloadable error file)."""
+
+    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="problems")
+    row = models.PositiveIntegerField()
+    field = models.CharField(max_length=100)
+    message = models.CharField(max_length=300)
+    cells = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "row"], name="import_problem_idx")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field} {self.message}"

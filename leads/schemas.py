@@ -159,6 +159,35 @@ class HookAccepted(Accepted):
     ignored: int = Field(description="Events of other kinds (delivered, processed…) or unusable ones")
 
 
+class ImportStarted(BaseModel):
+    id: int
+
+
+class ImportProblemOut(BaseModel):
+    row: int = Field(description="The row's number, counting from the first row after the header")
+    field: str = Field(description="The CSV column (header) at fault, or empty for the whole row")
+    message: str
+
+
+class ImportOut(BaseModel):
+    id: int
+    state: Literal["queued", "running", "done", "failed"]
+    dry_run: bool
+    mode: Literal["create", "update", "upsert"]
+    overwrite: bool
+    file: str
+    total: int = Field(description="Data rows in the file (empty ones included)")
+    rows: int = Field(description="Non-empty rows read so far")
+    created: int
+    updated: int = Field(description="Existing contacts a value of the file changed")
+    unchanged: int = Field(description="Rows whose contact already said everything the row says")
+    skipped: int = Field(description="Rows with errors, not imported")
+    errors: list[ImportProblemOut] = Field(description="The first 1,000 skipped rows and why")
+    problem: str | None = Field(description="Why a failed import stopped")
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class IdentifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 import redis
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from crm import lifecycle
@@ -20,6 +20,7 @@ from crm.lifecycle import Actor, Move
 from crm.models import Stage
 from crm.redis_client import get_redis
 from handoff import services as handoff
+from leads import imports
 from leads.forms import requested_forms
 from scoring import sql
 from scoring.engine import Behaviour, Criteria, Fit
@@ -96,10 +97,11 @@ class Rescored:
     moves: list[Move]
 
 
-def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, **target) -> Rescored:
+def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql: bool = False, **target) -> Rescored:
     """Score the target contacts in one statement, then apply the stage rules. One transaction.
 
-    Contacts entering sql enter the handoff queue; ``notify=False`` opens their entries without emailing sales.
+    Contacts entering sql enter the handoff queue; ``notify=False`` opens their entries without emailing sales;
+    ``hold_sql`` moves nobody to sql (see stages.automatic_move).
     """
     text, params = _statement(criteria, "lo" in target)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -108,7 +110,12 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, **target
         moves = []
         for contact_id, stage, score, promotion_score, has_intent, _grade in rows:
             decision = automatic_move(
-                stage=stage, score=score, promotion_score=promotion_score, has_intent=has_intent, criteria=criteria
+                stage=stage,
+                score=score,
+                promotion_score=promotion_score,
+                has_intent=has_intent,
+                criteria=criteria,
+                hold_sql=hold_sql,
             )
             if decision is not None:
                 moves.append(Move(contact_id, stage, decision[0], decision[1], score))
@@ -133,13 +140,20 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, **target
 
 
 def rescore(
-    *, contact_ids: list[int], criteria: Criteria | None = None, now: datetime | None = None, notify: bool = True
+    *,
+    contact_ids: list[int],
+    criteria: Criteria | None = None,
+    now: datetime | None = None,
+    notify: bool = True,
+    hold_sql: bool = False,
 ) -> Rescored:
     """Rescore these contacts against the active criteria and move their stages. Safe to run twice."""
-    return _rescore(criteria or active_criteria(), now or timezone.now(), notify=notify, ids=list(contact_ids))
+    return _rescore(
+        criteria or active_criteria(), now or timezone.now(), notify=notify, hold_sql=hold_sql, ids=list(contact_ids)
+    )
 
 
-def rescore_stale(*, contact_ids: list[int], notify: bool = True) -> Rescored:
+def rescore_stale(*, contact_ids: list[int], notify: bool = True, hold_sql: bool = False) -> Rescored:
     """Rescore contacts marked stale and clear the marks set before this run began.
 
     Deletes the coalescing keys first, so activity that arrives while this runs asks for another run
@@ -156,7 +170,7 @@ def rescore_stale(*, contact_ids: list[int], notify: bool = True) -> Rescored:
         log.warning("coalescing keys not cleared (%s)", e)
     started = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:  # the new score and the cleared mark, together
-        result = rescore(contact_ids=contact_ids, now=started, notify=notify)
+        result = rescore(contact_ids=contact_ids, now=started, notify=notify, hold_sql=hold_sql)
         cursor.execute(
             "UPDATE crm_contactactivity SET stale_since = NULL WHERE contact_id = ANY(%s) AND stale_since <= %s",
             [list(contact_ids), started],
@@ -187,6 +201,20 @@ def sweep_stale() -> int:
     if ids:
         log.info("sweeper rescored %d stale contacts", len(ids))
     return len(ids)
+
+
+def run_import(*, import_id: int) -> None:
+    """Run a CSV import to its end, scoring each batch's contacts as it commits, without moving anyone to sql:
+    an import tells nobody and starts no SLA clock (stages.automatic_move). A worker lost midway leaves the
+    import to be resumed (leads.imports.resume_stalled) and its last batch stale, for the sweeper."""
+    try:
+        while (written := imports.step(import_id=import_id)) is not None:
+            rescore_stale(contact_ids=written, hold_sql=True)
+    except (OperationalError, InterfaceError):
+        raise  # the database went away: the task retries, the import resumes where it stopped
+    except Exception as e:
+        log.exception("import %s failed", import_id)
+        imports.fail(import_id=import_id, problem=f"Stopped by an error on our side ({type(e).__name__}): {e}")
 
 
 def start_full_rescore(*, version: CriteriaVersion) -> RescoreRun:

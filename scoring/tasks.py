@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from leads import imports
 from scoring import services
 
 FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
@@ -17,9 +18,11 @@ def rescore_contacts(contact_ids: list[int]) -> None:
 
 @shared_task
 def sweep_stale() -> None:
-    """Every 30 s: rescore what a lost nudge left stale, and queue again full rescores that lost their worker."""
+    """Every 30 s: rescore what a lost nudge left stale; queue again full rescores and imports that lost their
+    worker."""
     services.sweep_stale()
     services.resume_stalled_runs()
+    imports.resume_stalled()
 
 
 @shared_task(bind=True, max_retries=120, **FULL_RESCORE_LIMITS)
@@ -33,3 +36,8 @@ def full_rescore(self, run_id: int) -> None:
 def refresh_decay() -> None:
     """Hourly: scores decay with time, so everyone is rescored (set-based, in chunks)."""
     services.refresh_decay()
+
+
+@shared_task(autoretry_for=(OperationalError,), max_retries=10, retry_backoff=True, **FULL_RESCORE_LIMITS)
+def run_import(import_id: int) -> None:
+    services.run_import(import_id=import_id)
