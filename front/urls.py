@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from front import views, webhook_pages
+from front import import_pages, views, webhook_pages
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,11 @@ urlpatterns = [
     path("leads/<int:contact_id>/notes", views.contact_note, name="contact_note"),
     path("leads/<int:contact_id>/hand-over", views.contact_hand_over, name="contact_hand_over"),
     path("leads/<int:contact_id>/reopen", views.contact_reopen, name="contact_reopen"),
+    path("imports/", import_pages.import_list, name="imports"),
+    path("imports/<int:import_id>/", import_pages.import_detail, name="import_detail"),
+    path("imports/<int:import_id>/start", import_pages.import_start, name="import_start"),
+    path("imports/<int:import_id>/again", import_pages.import_again, name="import_again"),
+    path("imports/<int:import_id>/errors.csv", import_pages.import_errors, name="import_errors"),
     path("settings/webhooks/", webhook_pages.endpoints, name="webhooks"),
     path("settings/webhooks/<int:endpoint_id>/", webhook_pages.endpoint_detail, name="webhook_detail"),
     path("settings/webhooks/<int:endpoint_id>/<slug:action>", webhook_pages.endpoint_action, name="webhook_action"),

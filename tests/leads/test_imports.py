@@ -68,7 +68,11 @@ def test_an_import_creates_contacts_with_companies_and_profile_and_scores_them(i
     }
     ada = Contact.objects.select_related("company").get(email="ada@example.com")
     bob = Contact.objects.get(email="bob@example.com")
-    assert (ada.first_name, ada.job_title, ada.profile) == ("Ada", "Director of Engineering", {"favourite_colour": "green"})
+    assert (ada.first_name, ada.job_title, ada.profile) == (
+        "Ada",
+        "Director of Engineering",
+        {"favourite_colour": "green"},
+    )
     assert ada.company == bob.company and (ada.company.name, ada.company.size, ada.company.industry) == (
         "Acme",
         250,
@@ -141,7 +145,11 @@ def test_values_fill_empty_fields_unless_overwrite_is_asked(imported):
 
     kept = imported(content)
     ada = Contact.objects.get(email="ada@example.com")
-    assert kept["updated"] == 1 and (ada.first_name, ada.job_title, ada.profile) == ("Ada", "Countess", {"colour": "red"})
+    assert kept["updated"] == 1 and (ada.first_name, ada.job_title, ada.profile) == (
+        "Ada",
+        "Countess",
+        {"colour": "red"},
+    )
 
     replaced = imported(content, overwrite="true")
     ada.refresh_from_db()
@@ -183,7 +191,7 @@ def test_bom_semicolons_quotes_newlines_and_neutralised_formulas(imported):
     content = (
         "\ufeffemail;first_name;job_title;company\r\n"
         'ada@example.com;"Ada; the first";"Head of\nEngineering";\'=Acme\r\n'
-        "bob@example.com;=HYPERLINK(\"x\");;\r\n"
+        'bob@example.com;=HYPERLINK("x");;\r\n'
     )
     result = imported(content)
 
