@@ -1,0 +1,176 @@
+"""Data in and out: a 100,000-row CSV import end to end (upload check, store, batches, scoring), beside a raw
+COPY of the same rows into crm_contact; and a 1,000,000-row export, beside a raw COPY TO STDOUT, with the
+export's resident memory sampled as it streams.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+
+from bench.support import bench_database_url, setup_django, table
+
+ROWS = 100_000
+EXPORT_ROWS = 1_000_000
+TITLES = ["Director of Marketing", "Engineer", "VP Sales", "Founder", "Analyst"]
+
+
+def csv_file(run: int) -> bytes:
+    lines = ["email,first_name,last_name,job_title,company,company_size,country,favourite_colour"]
+    lines += [
+        f"p{run}-{i}@example.com,First{i},Last{i},{TITLES[i % 5]},Company {i % 5000},{10 + i % 900},DE,blue"
+        for i in range(ROWS)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def wipe() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE crm_contact, crm_company, leads_import, leads_importfile CASCADE")
+
+
+def import_once(run: int) -> float:
+    from leads import import_rows, imports
+    from scoring import services
+
+    wipe()
+    upload = io.BytesIO(csv_file(run))
+    began = time.perf_counter()
+    stored = imports.store_file(upload=upload, name="bench.csv", checked=import_rows.scan(upload))
+    job = imports.create(file=stored, mapping={}, mode="upsert", overwrite=False, dry_run=False, start=False)
+    job.state = job.State.QUEUED
+    job.save(update_fields=["state"])
+    services.run_import(import_id=job.pk)
+    elapsed = time.perf_counter() - began
+    job.refresh_from_db()
+    assert (job.state, job.created) == ("done", ROWS), (job.state, job.created, job.problem)
+    return elapsed
+
+
+def copy_once(run: int) -> float:
+    """The raw limit: the same rows COPYed into crm_contact's columns (no checks, no companies, no scores)."""
+    from django.db import connection
+
+    wipe()
+    data = csv_file(run)
+    began = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY crm_contact (email, first_name, last_name, job_title, need, budget, country, timeline)"
+            " FROM STDIN WITH (FORMAT csv, HEADER true)"
+        ) as copy,
+    ):
+        copy.write(data)
+    return time.perf_counter() - began
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def export_once() -> tuple[float, float, float]:
+    """(seconds, RSS at start MiB, peak RSS while streaming MiB) for every contact as the export writes it."""
+    from crm import csv_export
+    from crm.models import Contact
+
+    start = rss_mib()
+    peak = start
+    began = time.perf_counter()
+    for count, _line in enumerate(csv_export.lines(Contact.objects.order_by("id"))):
+        if count % 50_000 == 0:
+            peak = max(peak, rss_mib())
+    return time.perf_counter() - began, start, peak
+
+
+def raw_export_once() -> float:
+    from django.db import connection
+
+    began = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY (SELECT c.id, email, first_name, last_name, co.name, job_title, phone, c.country, channel, stage,"
+            " score, fit_score, engagement_score, grade, trend, u.email, email_opt_out, last_activity_at, c.created_at"
+            " FROM crm_contact c LEFT JOIN crm_company co ON co.id = c.company_id"
+            " LEFT JOIN auth_user u ON u.id = c.owner_id"
+            " ORDER BY c.id) TO STDOUT WITH (FORMAT csv, HEADER true)"
+        ) as copy,
+    ):
+        for _ in copy:
+            pass
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    bench_database_url()
+    setup_django()
+    from django.db import connection
+
+    rows = []
+    for run in range(3):
+        rows.append((copy_once(run), import_once(run)))
+        print(".", end="", flush=True)
+    raw = statistics.median(r for r, _ in rows)
+    took = statistics.median(t for _, t in rows)
+    table(
+        f"Import: {ROWS:,} CSV rows (8 columns, 5,000 companies) end to end, medians of 3",
+        ("path", "seconds", "rows/s", "runs", "ratio"),
+        [
+            (
+                "raw: COPY into crm_contact",
+                f"{raw:.2f}",
+                f"{ROWS / raw:,.0f}",
+                ", ".join(f"{r:.2f}" for r, _ in rows),
+                "1.0",
+            ),
+            (
+                "Baton: check, store, batches, companies, scoring",
+                f"{took:.2f}",
+                f"{ROWS / took:,.0f}",
+                ", ".join(f"{t:.2f}" for _, t in rows),
+                f"{took / raw:.1f}",
+            ),
+        ],
+    )
+
+    wipe()
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO crm_company (name) SELECT 'Company ' || i FROM generate_series(1, 5000) i")
+        cursor.execute(
+            "INSERT INTO crm_contact (email, first_name, last_name, job_title, company_id, score)"
+            " SELECT 'x' || i || '@example.com', 'First' || i, '=Last' || i, 'Engineer',"
+            " (SELECT min(id) FROM crm_company) + i % 5000, i % 100 FROM generate_series(1, %s) i",
+            [EXPORT_ROWS],
+        )
+    exports = []
+    for _ in range(3):
+        exports.append((raw_export_once(), *export_once()))
+        print(".", end="", flush=True)
+    raw = statistics.median(e[0] for e in exports)
+    took = statistics.median(e[1] for e in exports)
+    table(
+        f"Export: {EXPORT_ROWS:,} contacts as CSV, medians of 3 (memory: resident set, sampled every 50,000 rows)",
+        ("path", "seconds", "rows/s", "RSS start → peak MiB", "ratio"),
+        [
+            ("raw: COPY (SELECT …) TO STDOUT", f"{raw:.2f}", f"{EXPORT_ROWS / raw:,.0f}", "—", "1.0"),
+            (
+                "Baton: csv_export.lines (what both exports stream)",
+                f"{took:.2f}",
+                f"{EXPORT_ROWS / took:,.0f}",
+                " · ".join(f"{start:.0f} → {peak:.0f}" for _, _, start, peak in exports),
+                f"{took / raw:.1f}",
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
