@@ -147,7 +147,7 @@ def main() -> None:
         cursor.execute(
             "INSERT INTO crm_contact (email, first_name, last_name, job_title, company_id, score)"
             " SELECT 'x' || i || '@example.com', 'First' || i, '=Last' || i, 'Engineer',"
-            " (SELECT min(id) FROM crm_company) + i % 5000, i % 100 FROM generate_series(1, %s) i",
+            " (SELECT min(id) FROM crm_company) + i %% 5000, i %% 100 FROM generate_series(1, %s) i",
             [EXPORT_ROWS],
         )
     exports = []

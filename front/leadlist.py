@@ -15,7 +15,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.models import MQL_FIRST, Company, Contact, Grade, Stage, Trend
+from front import reports
 from front.forms import MAX_ID
+from front.report_query import Moment
+from handoff.models import QueueEntry
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never active" sorts last
@@ -59,12 +62,27 @@ class LeadFilters(forms.Form):
     )
     sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _) in SORTS.items()])
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    # The contacts behind a number on the reports page (front.reports.contacts): which number, of which period.
+    report = forms.ChoiceField(
+        required=False, choices=[("", ""), ("funnel", "funnel"), ("rejected", "rejected"), ("claimed", "claimed")]
+    )
+    reached = forms.ChoiceField(required=False, choices=[("", ""), *((s, s) for s in reports.FUNNEL)])
+    mode = forms.ChoiceField(required=False, choices=[("cohort", "cohort"), ("period", "period")])
+    reason = forms.ChoiceField(required=False, choices=[("", ""), *QueueEntry.Reason.choices])
+    rep = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    window = forms.IntegerField(required=False, min_value=1, max_value=730)
+    since = Moment()
+    until = Moment()
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         low, high = data.get("min_score"), data.get("max_score")
         if low is not None and high is not None and low > high:
             self.add_error("max_score", "Must not be below the lower bound.")
+        if data.get("report") and not (data.get("since") and data.get("until")):
+            self.add_error("report", "A report's contacts need its period (since and until).")
+        if data.get("report") == "funnel" and not data.get("reached"):
+            self.add_error("reached", "Say which stage of the funnel.")
         if data.get("after"):
             try:
                 data["after"] = json.loads(base64.urlsafe_b64decode(data["after"].encode()))
@@ -84,9 +102,13 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
     found = Contact.objects.all()
     for word in (data.get("q") or "").split()[:5]:
         found = found.filter(pk__in=_matching(word))
-    for field in ("stage", "grade", "trend", "channel"):
+    for field in ("stage", "grade", "trend"):
         if data.get(field):
             found = found.filter(**{field: data[field]})
+    if data.get("channel"):
+        found = found.filter(channel__iexact=data["channel"].strip())
+    if data.get("report"):
+        found = found.filter(pk__in=_in_report(data).values("pk"))
     if data.get("min_score") is not None:
         found = found.filter(score__gte=data["min_score"])
     if data.get("max_score") is not None:
@@ -103,6 +125,23 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
     elif owner:
         found = found.filter(owner_id=int(owner))
     return found
+
+
+def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
+    since, until = data["since"], data["until"]
+    scope = reports.Scope(
+        start=since if isinstance(since, datetime) else reports.Scope.of_days(since, since).start,
+        end=until if isinstance(until, datetime) else reports.Scope.of_days(until, until).end,
+        window_days=data.get("window") or 90,
+    )
+    return reports.contacts(
+        scope,
+        kind=data["report"],
+        stage=data.get("reached") or "",
+        mode=data.get("mode") or "cohort",
+        reason=data.get("reason") or "",
+        rep=data.get("rep") or 0,
+    )
 
 
 def _matching(word: str) -> QuerySet:

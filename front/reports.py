@@ -97,7 +97,7 @@ spans AS (
     SELECT stage, at, lead(at) OVER (PARTITION BY contact_id ORDER BY at) AS left_at FROM entries
 )
 SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM left_at - at)) / 3600
-FROM spans WHERE at < %(end)s AND left_at IS NOT NULL GROUP BY stage"""
+FROM spans WHERE left_at < %(end)s GROUP BY stage  -- stays in the period: a closed period's figure is final"""
 
 
 @dataclass

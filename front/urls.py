@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from front import import_pages, views, webhook_pages
+from front import import_pages, report_pages, views, webhook_pages
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("leads/<int:contact_id>/notes", views.contact_note, name="contact_note"),
     path("leads/<int:contact_id>/hand-over", views.contact_hand_over, name="contact_hand_over"),
     path("leads/<int:contact_id>/reopen", views.contact_reopen, name="contact_reopen"),
+    path("reports/", report_pages.report_page, name="reports"),
+    path("reports/<slug:table>.csv", report_pages.report_csv, name="report_csv"),
     path("imports/", import_pages.import_list, name="imports"),
     path("imports/<int:import_id>/", import_pages.import_detail, name="import_detail"),
     path("imports/<int:import_id>/start", import_pages.import_start, name="import_start"),

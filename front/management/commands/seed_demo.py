@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from crm import demo
 from crm.models import Contact
+from handoff.demo import seed_history
 from leads.demo import seed_events
 from scoring.services import rescore_all_stale
 
@@ -28,7 +29,11 @@ class Command(BaseCommand):
             result = demo.seed(contacts=contacts, seed=seed)
             stored = seed_events(count=events, seed=seed, now=timezone.now())
             rescore_all_stale(notify=False)  # scored here, so that the worker finds nothing to announce
-            self.stdout.write(f"Demo data: {result.companies} companies, {result.contacts} contacts, {stored} events.")
+            pasts = seed_history(count=max(1, contacts // 5), seed=seed, now=timezone.now())
+            self.stdout.write(
+                f"Demo data: {result.companies} companies, {result.contacts} contacts, {stored} events, "
+                f"{pasts} leads with 120 days of history for the reports."
+            )
         self.stdout.write(f"Demo logins (password {demo.DEMO_PASSWORD!r}):")
         for email, name, role in demo.DEMO_USERS:
             self.stdout.write(f"  {role:<10} {email:<16} {name}")
