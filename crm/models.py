@@ -162,7 +162,11 @@ class StageChange(models.Model):
     score = models.IntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["contact", "at"], name="stagechange_contact_at_idx")]
+        indexes = [
+            models.Index(fields=["contact", "at"], name="stagechange_contact_at_idx"),
+            # Reports: the changes of a period (funnel by period, weekly rates).
+            models.Index(fields=["at"], name="stagechange_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id}: {self.from_stage} → {self.to_stage}"

@@ -67,6 +67,9 @@ class QueueEntry(models.Model):
         indexes = [
             models.Index(fields=["-score", "entered_at"], name="queue_priority_idx", condition=Q(status="waiting")),
             models.Index(fields=["owner", "status"], name="queue_owner_idx"),
+            # Reports: claims of a period (speed to lead), rejections of a period.
+            models.Index(fields=["claimed_at"], name="queue_claimed_idx", condition=Q(claimed_at__isnull=False)),
+            models.Index(fields=["closed_at"], name="queue_rejected_idx", condition=Q(status="rejected")),
         ]
 
     def __str__(self) -> str:
@@ -102,6 +105,9 @@ class SlaBreach(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices)
     at = models.DateTimeField()
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [models.Index(fields=["at"], name="breach_at_idx")]  # reports: the breaches of a period
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.entry_id}"
