@@ -18,13 +18,14 @@ INSERT INTO crm_contact (email, channel, created_at, updated_at, stage, score)
 SELECT 'r' || i || '@example.com', (ARRAY['google', 'linkedin', 'newsletter', 'webinar', 'partner'])[1 + i %% 5],
     now() - (i %% 365) * interval '1 day' - (i %% 1440) * interval '1 minute', now(), 'lead', i %% 120
 FROM generate_series(1, %(n)s) i;
-INSERT INTO crm_stagechange (contact_id, from_stage, to_stage, at, by_label, reason, score)
-SELECT id, f, t, created_at + d, 'scoring v1', '', 50 FROM crm_contact c,
-LATERAL (VALUES ('lead', 'mql', interval '2 days', c.id %% 10 < 6),
-                ('mql', 'sql', interval '5 days', c.id %% 10 < 3),
-                ('sql', 'opportunity', interval '6 days', c.id %% 10 = 0),
-                ('sql', 'lead', interval '6 days', c.id %% 10 = 1),
-                ('opportunity', 'customer', interval '30 days', c.id %% 20 = 0)) AS m(f, t, d, happened)
+INSERT INTO crm_stagechange (contact_id, from_stage, to_stage, at, by_label, reason, score, since)
+SELECT id, f, t, created_at + d, 'scoring v1', '', 50, created_at + before FROM crm_contact c,
+LATERAL (VALUES ('lead', 'mql', interval '2 days', interval '0 days', c.id %% 10 < 6),
+                ('mql', 'sql', interval '5 days', interval '2 days', c.id %% 10 < 3),
+                ('sql', 'opportunity', interval '6 days', interval '5 days', c.id %% 10 = 0),
+                ('sql', 'lead', interval '6 days', interval '5 days', c.id %% 10 = 1),
+                ('opportunity', 'customer', interval '30 days', interval '6 days', c.id %% 20 = 0))
+    AS m(f, t, d, before, happened)
 WHERE happened AND created_at + d < now();
 INSERT INTO handoff_queueentry (contact_id, status, sent_by, reasons, note, facts, score, entered_at, unclaimed_due_at,
     first_touch_minutes, owner_id, claimed_at, first_touch_due_at, first_touch_at, first_touch_kind, first_touch_note,

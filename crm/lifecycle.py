@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from crm import contact_json, webhooks
@@ -47,7 +48,7 @@ def move(
     """
     to = Stage(to)
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().only("id", "stage", "score").get(pk=contact_id)
+        contact = Contact.objects.select_for_update().only("id", "stage", "score", "created_at").get(pk=contact_id)
         if expect is not None and contact.stage != Stage(expect):
             raise StageMoveRefused(f"The contact is {contact.get_stage_display()} now, not {Stage(expect).label}.")
         if contact.stage == to:
@@ -61,6 +62,8 @@ def move(
             by_label=by.label,
             reason=reason,
             score=contact.score,
+            since=StageChange.objects.filter(contact_id=contact.pk).aggregate(last=Max("at"))["last"]
+            or contact.created_at,
         )
         Contact.objects.filter(pk=contact.pk).update(stage=to, updated_at=change.at)
         webhooks.emit(type=STAGE_CHANGED, items=[(contact.pk, {"change": _change_json(change)})], at=change.at)
@@ -107,10 +110,13 @@ def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
             moved AS (
                 UPDATE crm_contact c SET stage = m.to_stage, updated_at = %s
                 FROM m WHERE c.id = m.id AND c.stage = m.from_stage
-                RETURNING m.*
+                RETURNING m.*, c.created_at
             )
-            INSERT INTO crm_stagechange (contact_id, from_stage, to_stage, at, by_user_id, by_label, reason, score)
-            SELECT id, from_stage, to_stage, %s, %s, %s, reason, score FROM moved
+            INSERT INTO crm_stagechange
+                (contact_id, from_stage, to_stage, at, by_user_id, by_label, reason, score, since)
+            SELECT id, from_stage, to_stage, %s, %s, %s, reason, score,
+                coalesce((SELECT max(p.at) FROM crm_stagechange p WHERE p.contact_id = moved.id), created_at)
+            FROM moved
             RETURNING contact_id, from_stage, to_stage, reason, score
             """,
             [

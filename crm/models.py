@@ -160,6 +160,8 @@ class StageChange(models.Model):
     by_label = models.CharField(max_length=150, help_text='The user\'s name, or "scoring v<N>"')
     reason = models.TextField(blank=True)
     score = models.IntegerField()
+    # When the contact entered ``from_stage`` (its previous change, or its creation): a stay's length, for reports.
+    since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

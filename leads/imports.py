@@ -123,8 +123,8 @@ def again(run: Import, **who) -> Import:
 
 
 def step(*, import_id: int) -> list[int] | None:
-    """Run the next batch of an import. Returns the contacts it wrote (to be scored), or None once the import
-    is finished (this call may be the one that finishes it). Safe to run twice and from two workers at once."""
+    """Run the next batch of an import. Returns the contacts it wrote (to be scored), or None once every row has
+    been read (then ``finish`` it). Safe to run twice and from two workers at once."""
     for attempt in range(DEADLOCK_RETRIES):
         try:
             return _step(import_id)
@@ -153,9 +153,7 @@ def _step(import_id: int) -> list[int] | None:
             for number, cells in zip(itertools.count(run.next_row), itertools.islice(reader, BATCH), strict=False)
         ]
         if not batch:
-            ImportRow.objects.filter(run=run).delete()
-            run.state, run.finished_at = Import.State.DONE, now
-            run.save()
+            run.save(update_fields=["state", "started_at", "heartbeat_at"])
             return None
         written = _apply(run, [row for row in batch if not row.empty])
         run.offset, run.next_row = position.offset, batch[-1].number + 1
@@ -342,6 +340,28 @@ updated AS (
     RETURNING c.id
 )
 SELECT (SELECT array_agg(id ORDER BY id) FROM inserted), (SELECT array_agg(id ORDER BY id) FROM updated)"""
+
+
+def unscored(*, import_id: int) -> list[int]:
+    """The contacts this import wrote that still wait for their scores (stale)."""
+    with connection.cursor() as cursor:
+        _execute(
+            cursor,
+            "SELECT a.contact_id FROM leads_importrow r JOIN crm_contact c ON c.email = r.email"
+            " JOIN crm_contactactivity a ON a.contact_id = c.id"
+            " WHERE r.run_id = %s AND a.stale_since IS NOT NULL ORDER BY 1",
+            [import_id],
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def finish(*, import_id: int) -> None:
+    """Mark a read (and scored) import done and forget its emails."""
+    with transaction.atomic():
+        if Import.objects.filter(pk=import_id, state=Import.State.RUNNING).update(
+            state=Import.State.DONE, finished_at=timezone.now()
+        ):
+            ImportRow.objects.filter(run_id=import_id).delete()
 
 
 def fail(*, import_id: int, problem: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ SWEEP_LIMIT = 20_000
 RESCORE_RUNS = "baton:stats:rescore_runs"
 FULL_RESCORE_LOCK = 7_340_001  # pg advisory lock key: one full rescore at a time
 FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
+IMPORTED_TASK = "scoring.tasks.rescore_imported"
+IMPORT_SCORING_PATIENCE = 120.0  # seconds an import waits for other workers scoring its contacts
 RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
 RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sent again
 MAX_RESUMES = 5
@@ -204,17 +207,37 @@ def sweep_stale() -> int:
 
 
 def run_import(*, import_id: int) -> None:
-    """Run a CSV import to its end, scoring each batch's contacts as it commits, without moving anyone to sql:
-    an import tells nobody and starts no SLA clock (stages.automatic_move). A worker lost midway leaves the
-    import to be resumed (leads.imports.resume_stalled) and its last batch stale, for the sweeper."""
+    """Run a CSV import to its end. Each batch's contacts are scored by other workers while this one reads on
+    (or here, when the broker refuses them), without moving anyone to sql: an import tells nobody and starts
+    no SLA clock (stages.automatic_move). The import is done once every contact it wrote has its score. A
+    worker lost midway leaves the import to be resumed (leads.imports.resume_stalled)."""
     try:
         while (written := imports.step(import_id=import_id)) is not None:
-            rescore_stale(contact_ids=written, hold_sql=True)
+            for start in range(0, len(written), CHUNK):
+                chunk = written[start : start + CHUNK]
+                if not send_soon(IMPORTED_TASK, [chunk], what=f"scoring of import {import_id}'s contacts"):
+                    rescore_stale(contact_ids=chunk, hold_sql=True)
+        _score_the_rest(import_id)
+        imports.finish(import_id=import_id)
     except (OperationalError, InterfaceError):
         raise  # the database went away: the task retries, the import resumes where it stopped
     except Exception as e:
         log.exception("import %s failed", import_id)
         imports.fail(import_id=import_id, problem=f"Stopped by an error on our side ({type(e).__name__}): {e}")
+
+
+def _score_the_rest(import_id: int) -> None:
+    """Wait while other workers make progress on the import's scores; score here what is left."""
+    waiting, waited = imports.unscored(import_id=import_id), 0.0
+    while waiting and waited < IMPORT_SCORING_PATIENCE:
+        time.sleep(0.2)
+        waited += 0.2
+        still = imports.unscored(import_id=import_id)
+        if len(still) == len(waiting):  # nobody is scoring them (a single busy worker, a lost task)
+            break
+        waiting = still
+    for start in range(0, len(waiting), CHUNK):
+        rescore_stale(contact_ids=waiting[start : start + CHUNK], hold_sql=True)
 
 
 def start_full_rescore(*, version: CriteriaVersion) -> RescoreRun:

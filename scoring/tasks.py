@@ -16,6 +16,12 @@ def rescore_contacts(contact_ids: list[int]) -> None:
     services.rescore_stale(contact_ids=contact_ids)
 
 
+@shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+def rescore_imported(contact_ids: list[int]) -> None:
+    """Score a batch of imported contacts, moving nobody to sql (see services.run_import)."""
+    services.rescore_stale(contact_ids=contact_ids, hold_sql=True)
+
+
 @shared_task
 def sweep_stale() -> None:
     """Every 30 s: rescore what a lost nudge left stale; queue again full rescores and imports that lost their

@@ -29,8 +29,12 @@ def october(db, rep_sam, rep_ria):
     def lead(name, created, channel, moves=()):
         contact = Contact.objects.create(email=f"{name}@example.com", first_name=name.title(), channel=channel)
         Contact.objects.filter(pk=contact.pk).update(created_at=created, stage=moves[-1][1] if moves else Stage.LEAD)
+        since = created
         for frm, to, when in moves:
-            StageChange.objects.create(contact=contact, from_stage=frm, to_stage=to, at=when, by_label="t", score=50)
+            StageChange.objects.create(
+                contact=contact, from_stage=frm, to_stage=to, at=when, by_label="t", score=50, since=since
+            )
+            since = when
         people[name] = contact
         return contact
 
@@ -226,3 +230,27 @@ def test_sales_sees_only_its_own_speed_row(client, rep_sam, october):
     assert page.status_code == 200 and "funnel" not in page.context
     assert [r.rep_id for r in page.context["speed"]["reps"]] == [rep_sam.pk]
     assert client.get("/reports/funnel.csv", OCTOBER).status_code == 404
+
+
+def test_the_reports_are_in_the_openapi_document(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+
+    assert {"/api/v1/reports/funnel", "/api/v1/reports/speed", "/api/v1/reports/rejections"} <= set(paths)
+
+
+def test_median_time_in_stage_counts_the_stays_that_ended_in_the_period(api, october):
+    body = api("funnel", **OCTOBER, mode="period").json()
+
+    assert [s["median_hours_in_stage"] for s in body["stages"]] == [24.0, 21.0, 27.0, 360.0, None]
+
+
+def test_a_recorded_move_says_since_when_the_contact_was_in_the_stage_it_left(db, admin_ada):
+    from crm import lifecycle
+    from crm.lifecycle import Actor, Move
+
+    contact = Contact.objects.create(email="new@example.com")
+    first = lifecycle.move(contact_id=contact.pk, to=Stage.MQL, by=Actor.of(admin_ada))
+    lifecycle.move_many(moves=[Move(contact.pk, Stage.MQL, Stage.SQL, "r", 80)], by=Actor.scoring(1))
+
+    second = StageChange.objects.filter(contact=contact).latest("at")
+    assert first.since == Contact.objects.get(pk=contact.pk).created_at and second.since == first.at
