@@ -121,9 +121,23 @@ def auto_field(header: str) -> str:
     return SYNONYMS.get(key) or f"profile.{key[:PROFILE_KEY_LIMIT]}"
 
 
+IGNORED = {"", "ignore", "skip", "none"}
+
+
+def target_of(header: str, target: str) -> str:
+    """A mapping's target as stored: "profile" is the profile under the column's own name, "ignore" is ""."""
+    target = (target or "").strip()
+    if target.lower() in IGNORED:
+        return ""
+    if target == "profile":
+        return f"profile.{normalised(header)[:PROFILE_KEY_LIMIT]}"
+    return target
+
+
 def mapping_problems(headers: list[str], given: dict[str, str]) -> list[tuple[str, str]]:
     """(field, message) for each thing wrong with the mapping {header: field} given for a file's headers."""
     problems = []
+    given = {header: target_of(header, target) for header, target in given.items()}
     for header, target in given.items():
         if header not in headers:
             problems.append((f"mapping.{header}", "is not a column of the file"))
@@ -146,6 +160,7 @@ def _profile_key(target: str) -> bool:
 
 def full_mapping(headers: list[str], given: dict[str, str]) -> dict[str, str]:
     """Every header's field: the given ones, the rest auto-matched (a field already given is not matched twice)."""
+    given = {header: target_of(header, target) for header, target in given.items()}
     taken = {target for target in given.values() if target}
     mapping = {}
     for header in headers:

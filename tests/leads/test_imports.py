@@ -179,12 +179,14 @@ def test_companies_are_found_by_domain_and_a_mapping_names_columns(imported):
 
     result = imported(
         "E-mail Address,Website,Surname,Notes\nada@acme.com,https://www.acme.com/about,Lovelace,met at expo\n",
-        mapping={"Notes": "profile.met", "Surname": ""},
+        mapping={"Notes": "profile.met", "Surname": "", "Website": "company_domain"},
     )
 
     ada = Contact.objects.get(email="ada@acme.com")
     assert result["created"] == 1 and ada.company == acme
     assert (ada.last_name, ada.profile) == ("", {"met": "met at expo"})
+    imported("email,Shoe Size,Fax\nbo@acme.com,44,123\n", mapping={"Shoe Size": "profile", "Fax": "ignore"})
+    assert Contact.objects.get(email="bo@acme.com").profile == {"shoe_size": "44"}
 
 
 def test_bom_semicolons_quotes_newlines_and_neutralised_formulas(imported):
