@@ -69,6 +69,8 @@ def test_starting_checks_the_mapping_then_queues_a_dry_run_and_the_real_one_afte
     assert real["Location"] == f"/imports/{second.pk}/" and not second.dry_run
     scoring.run_import(import_id=second.pk)
     assert list(Contact.objects.values_list("email", "first_name")) == [("ada@example.com", "Ada")]
+    mia.post(f"/imports/{second.pk}/again")  # only a finished dry run is imported again
+    assert Import.objects.count() == 2
     history = mia.get("/imports/").content.decode()
     assert history.count("people.csv") == 2 and "Dry run" in history
 

@@ -136,6 +136,12 @@ def test_the_cohort_funnel_counts_how_far_the_periods_leads_got(api, october):
     assert body["stages"][4]["rate_overall"] == 0.2
 
 
+def test_a_cohort_counts_only_what_happened_within_its_window(api, october):
+    body = api("funnel", **OCTOBER, mode="cohort", window="10").json()
+
+    assert [s["count"] for s in body["stages"]] == [5, 4, 2, 1, 0]  # fay's sql (day 16), ann's win (day 18) fall out
+
+
 def test_the_period_funnel_counts_entries_into_each_stage(api, october):
     body = api("funnel", **OCTOBER, mode="period").json()
 

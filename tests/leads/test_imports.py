@@ -92,7 +92,7 @@ def test_rows_with_errors_are_skipped_and_listed_and_the_rest_imported(imported)
         f"long@example.com,{'x' * 101},,,,,,\n"
         "extra@example.com,,,,,,,,surplus\n"
         ",,,,,,,\n"  # an empty row: ignored, not an error
-        "OK@example.com,Again,,,,,,\n"  # the same email as row 1
+        "OK@example.com,Again,Twice,,,,,\n"  # the same email as row 1: skipped, not merged
         'fine@example.com,Fine,,,Fine,"1,200",,\n'
     )
 
@@ -107,6 +107,8 @@ def test_rows_with_errors_are_skipped_and_listed_and_the_rest_imported(imported)
         (9, "email"),
     ]
     assert "row 1" in result["errors"][-1]["message"]
+    assert Contact.objects.get(email="ok@example.com").last_name == ""
+    assert result["created"] + result["updated"] + result["unchanged"] + result["skipped"] == result["rows"]
     assert sorted(Contact.objects.values_list("email", flat=True)) == ["fine@example.com", "ok@example.com"]
     assert Company.objects.get().size == 1200  # thousands separators read; "Digits" was never created
 
@@ -319,3 +321,30 @@ def test_a_real_worker_runs_an_import_to_done(post_import, client, ingest_key, c
     body = wait_for(finished, timeout=60)
     assert (body["state"], body["created"], body["rows"]) == ("done", 1200, 1200)
     assert Contact.objects.filter(scored_at__isnull=False).count() == 1200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_one_import_at_once_count_each_row_once(post_import, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    monkeypatch.setattr(imports, "BATCH", 50)
+    import_id = post_import("email\n" + "".join(f"t{i}@example.com\n" for i in range(1000))).json()["id"]
+    start = threading.Barrier(2)
+
+    def worker():
+        start.wait()
+        try:
+            scoring.run_import(import_id=import_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    run = Import.objects.get(pk=import_id)
+    assert (run.state, run.rows, run.created, run.skipped) == (Import.State.DONE, 1000, 1000, 0)
