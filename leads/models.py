@@ -51,8 +51,9 @@ class ApiKey(models.Model):
         INGEST = "ingest", "Ingest (write events)"
         READ = "read", "Read contacts"
         SITE = "site", "Site key (public, page views and forms)"
+        ADMIN = "admin", "Admin (criteria as code)"
 
-    PREFIXES = {Scope.INGEST: "bk_", Scope.READ: "bk_", Scope.SITE: "pk_"}
+    PREFIXES = {Scope.INGEST: "bk_", Scope.READ: "bk_", Scope.SITE: "pk_", Scope.ADMIN: "bk_"}
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="keys")
     scope = models.CharField(max_length=10, choices=Scope.choices)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
 
 from crm.roles import ADMIN, role_required
-from scoring import criteria
+from scoring import criteria, criteria_json
 from scoring.forms import BehaviourRules, FitRules, SettingsForm
 from scoring.models import CriteriaVersion, RescoreRun
 
@@ -47,6 +49,8 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "scoring/criteria.html", _context(draft))
     action = request.POST.get("action")
+    if action == "import_json":
+        return _import_json(request)
     if action == "republish":
         number = request.POST.get("version", "")
         if not re.fullmatch(r"[0-9]{1,9}", number):
@@ -84,3 +88,30 @@ def _publish(request: HttpRequest, do) -> HttpResponse:
     return render(
         request, "scoring/criteria.html", _context(criteria.draft(), publish_error=error), status=400 if error else 200
     )
+
+
+JSON_LIMIT = 1024 * 1024
+
+
+def _import_json(request: HttpRequest) -> HttpResponse:
+    """The draft replaced by pasted JSON, with the API's checks and their JSON paths."""
+    text = request.POST.get("json", "")
+    try:
+        body = json.loads(text) if len(text) <= JSON_LIMIT else None
+        parsed, problems = criteria_json.parse(body)
+    except ValueError as e:
+        parsed, problems = None, [{"field": None, "message": f"That is not JSON: {e}."}]
+    if problems:
+        context = _context(criteria.draft(), json_errors=problems, json_text=text[:JSON_LIMIT])
+        return render(request, "scoring/criteria.html", context, status=400)
+    return render(request, "scoring/criteria.html", _context(criteria_json.replace_draft(parsed), json_saved=True))
+
+
+@require_GET
+@role_required(ADMIN)
+def criteria_export(request: HttpRequest, number: int) -> HttpResponse:
+    """A version as JSON, to keep in version control (and import into a draft later)."""
+    version = get_object_or_404(CriteriaVersion, number=number)
+    response = JsonResponse(criteria_json.as_json(version), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="criteria-v{version.number}.json"'
+    return response
