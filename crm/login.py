@@ -1,4 +1,5 @@
-"""Logging in: case-insensitive emails, and failed attempts throttled per account and per address."""
+"""Logging in: case-insensitive emails, failed attempts throttled per account and per address; and password
+resets, throttled the same way, answering alike whether the address belongs to anyone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import redis
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.http import HttpRequest
 
 from crm.redis_client import get_redis
@@ -85,3 +86,30 @@ class LoginForm(AuthenticationForm):
 
 def _address(request: HttpRequest | None) -> str:
     return (request.META.get("REMOTE_ADDR") if request else None) or "unknown"
+
+
+class ResetForm(PasswordResetForm):
+    """Django's password reset, at most RESET_REQUESTS_PER_ACCOUNT emails per address asked for and
+    RESET_REQUESTS_PER_ADDRESS requests per client per lockout window. Over the account's limit nothing is sent,
+    and the page says the same as ever (it never tells whether an address has an account)."""
+
+    error_messages = {"throttled": "Too many requests. Wait %(minutes)s minutes, then try again."}
+
+    def __init__(self, *args, request: HttpRequest | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean(self) -> dict[str, Any]:
+        email = (self.cleaned_data.get("email") or "").strip().lower()
+        counts = (
+            LoginForm._count_attempt([f"reset:{k}" for k in _keys(email, _address(self.request))]) if email else None
+        )
+        self.throttled_account = bool(counts and counts[0] > settings.RESET_REQUESTS_PER_ACCOUNT)
+        if counts and counts[1] > settings.RESET_REQUESTS_PER_ADDRESS:
+            minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
+            raise forms.ValidationError(self.error_messages["throttled"], code="throttled", params={"minutes": minutes})
+        return self.cleaned_data
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.throttled_account:
+            super().save(*args, **kwargs)

@@ -145,6 +145,10 @@ LOGIN_URL = "login"
 # Failed logins: at most this many attempts per account (per address) within the lockout window.
 LOGIN_ATTEMPTS_PER_ACCOUNT = envint("LOGIN_ATTEMPTS_PER_ACCOUNT", 5)
 LOGIN_ATTEMPTS_PER_ADDRESS = envint("LOGIN_ATTEMPTS_PER_ADDRESS", 30)
+# Password reset emails: at most this many per account asked for, and requests per address, per window.
+RESET_REQUESTS_PER_ACCOUNT = envint("RESET_REQUESTS_PER_ACCOUNT", 3)
+RESET_REQUESTS_PER_ADDRESS = envint("RESET_REQUESTS_PER_ADDRESS", 10)
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", 3 * 3600)  # a reset link works for 3 hours
 LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 900)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

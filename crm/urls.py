@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from crm import views
-from crm.login import LoginForm
+from crm.login import LoginForm, ResetForm
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -15,6 +15,14 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password_reset/", views.PasswordReset.as_view(form_class=ResetForm), name="password_reset"),
+    path("password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(post_reset_login=False),
+        name="password_reset_confirm",
+    ),
+    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
     path("", include("front.urls")),
     path("", include("leads.urls")),
