@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+ORIGIN = re.compile(
+    r"https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]{1,5})?"
+)
+
+
+def validate_origin(value: str) -> None:
+    """An origin is a scheme and a host (and a port): what a browser sends in its Origin header."""
+    if not ORIGIN.fullmatch(value.strip().lower().rstrip("/")):
+        raise ValidationError(
+            "%(value)s is not an origin: write it as scheme://host[:port], like https://www.example.com — no path.",
+            params={"value": value},
+            code="origin",
+        )
 
 
 class Source(models.Model):
@@ -23,7 +39,7 @@ class Source(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
     allowed_origins = ArrayField(
-        models.CharField(max_length=200),
+        models.CharField(max_length=200, validators=[validate_origin]),
         default=list,
         blank=True,
         help_text="Origins (scheme://host[:port]) whose pages may use this source's site key and hosted forms",

@@ -30,7 +30,9 @@ def test_a_user_resets_a_forgotten_password_and_logs_in_with_the_new_one(client,
     link = re.search(r"http://testserver(/reset/\S+/)", mail.outbox[0].body).group(1)
     form = client.get(link, follow=True)
     assert form.status_code == 200 and "Choose a new password" in form.content.decode()
-    saved = client.post(form.redirect_chain[-1][0], {"new_password1": "a-new-one-42!", "new_password2": "a-new-one-42!"})
+    saved = client.post(
+        form.redirect_chain[-1][0], {"new_password1": "a-new-one-42!", "new_password2": "a-new-one-42!"}
+    )
     assert saved.status_code == 302 and saved["Location"] == "/reset/done/"
     assert client.login(username=marketer_mia.username, password="a-new-one-42!")
     assert "expired" in client.get(link, follow=True).content.decode()  # a link works once

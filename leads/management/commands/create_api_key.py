@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
-from leads.models import ApiKey, Source
+from leads.models import ApiKey, Source, validate_origin
 
 
 class Command(BaseCommand):
@@ -14,6 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--origin", action="append", default=[], help="Allowed origin for a site key (repeat)")
 
     def handle(self, *, source: str, scope: str, origin: list[str], **options):
+        for value in origin:
+            try:
+                validate_origin(value)
+            except ValidationError as e:
+                raise CommandError(e.messages[0]) from None
         src, created = Source.objects.get_or_create(name=source)
         if origin:
             src.allowed_origins = sorted(set(src.allowed_origins) | {o.rstrip("/") for o in origin})
