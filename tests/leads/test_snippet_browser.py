@@ -145,3 +145,28 @@ def test_the_snippet_never_throws_into_the_page_when_the_server_is_down(page, sh
 
     assert errors == []
     assert page.evaluate("JSON.parse(localStorage.getItem('baton_queue')).length") >= 2  # kept for retrying
+
+
+def test_a_form_posting_to_a_hosted_form_carries_the_visitor_id(page, live_server, host_pages, shop, shop_key):
+    form = (
+        f'<form id="f" method="post" action="{live_server.url}/f/demo"><input name="_key" value="{shop_key}">'
+        '<input name="email" value="ada@example.com"><button>Send</button></form>'
+        '<form id="g" method="post" action="https://elsewhere.test/f/demo"></form>'
+    )
+    host_pages.html["/"] = host_page(f"{live_server.url}/static/baton.js", shop_key, body=form)
+    page.goto(f"{shop}/")
+    wait_for(lambda: Event.objects.filter(type="page_view").exists())
+    visitor = page.evaluate("window.baton.visitorId")
+
+    page.click("#f button")
+
+    submitted = wait_for(lambda: Event.objects.filter(type="form_submit").first())
+    assert submitted.visitor_id == visitor
+    assert Event.objects.get(type="page_view").contact.email == "ada@example.com"  # the earlier visit joined
+
+
+def test_the_served_snippet_is_the_source_minified_and_under_3_kb():
+    from crm.management.commands.build_snippet import SERVED, minified
+
+    assert SERVED.read_text() == minified(), "run: make manage ARGS=build_snippet"
+    assert len(SERVED.read_bytes()) < 3 * 1024
