@@ -68,14 +68,21 @@ def origin_of(request: HttpRequest) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
-def site_key(request: HttpRequest, raw: str | None) -> ApiKey:
-    """A public site key, used from one of its source's allowed origins. Raises 401/403 ApiErrors."""
+def public_key(raw: str | None) -> ApiKey:
+    """A valid site key, wherever it is used from. Raises 401/403 ApiErrors."""
     if not raw:
         raise errors.unauthorized("Send the site key (pk_…) with the request.")
     key = _lookup(raw)
     if key.scope != ApiKey.Scope.SITE:
         raise errors.forbidden("Only a site key (pk_…) may be used from a web page; never put a secret key there.")
+    return key
+
+
+def site_key(request: HttpRequest, raw: str | None, *, also: str | None = None) -> ApiKey:
+    """A public site key, used from one of its source's allowed origins (or from origin ``also``: our own hosted
+    form pages). Raises 401/403 ApiErrors."""
+    key = public_key(raw)
     origin = origin_of(request)
-    if origin is None or not key.source.allows_origin(origin):
+    if origin is None or not (key.source.allows_origin(origin) or (also and origin.lower() == also.lower())):
         raise errors.forbidden(f"The origin {origin or '(none)'} is not allowed for this site key.")
     return key

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from leads import auth, errors, ingest, ratelimit
 from leads.models import Form
@@ -63,12 +63,16 @@ def _submission(request: HttpRequest, slug: str) -> EventIn:
 
 @csrf_exempt
 @login_not_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def hosted_form(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST: a submission from any allowed site (or from the page GET gives). GET ``?key=pk_…``: a page of our
+    own with the form, to link to from an email or an ad."""
     if not FORM_SLUG.match(slug):
         raise Http404("No such form")
+    if request.method == "GET":
+        return _form_page(request, slug)
     try:
-        key = auth.site_key(request, request.POST.get("_key"))
+        key = auth.site_key(request, request.POST.get("_key"), also=_own_origin(request))
         event = _submission(request, slug)
         redirect_to = request.POST.get("_redirect", "")
         if redirect_to and not _allowed_redirect(key.source, redirect_to):
@@ -84,6 +88,24 @@ def hosted_form(request: HttpRequest, slug: str) -> HttpResponse:
         return _error(request, errors.unavailable())
     thank_you = Form.objects.filter(slug=slug).values_list("thank_you_url", flat=True).first()
     return HttpResponseRedirect(redirect_to or thank_you or reverse("form_thanks", args=[slug]), status=303)
+
+
+def _own_origin(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def _form_page(request: HttpRequest, slug: str) -> HttpResponse:
+    form = Form.objects.filter(slug=slug).first()
+    if form is None:
+        raise Http404("No such form")
+    raw = request.GET.get("key", "").strip()
+    if not raw:
+        return _error(request, errors.unauthorized("This form's address needs its site key: /f/<form>?key=pk_…."))
+    try:
+        auth.public_key(raw)  # the page is ours: whoever links to it, its posts come from our own origin
+    except errors.ApiError as e:
+        return _error(request, e)
+    return render(request, "leads/hosted_form.html", {"form": form, "key": raw, "submission": f"form-{uuid.uuid4()}"})
 
 
 def _allowed_redirect(source, url: str) -> bool:

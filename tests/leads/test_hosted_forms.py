@@ -89,5 +89,23 @@ def test_an_unknown_site_key_is_refused(client, db):
     assert submit(client, "pk_nope", email="ada@example.com").status_code == 401
 
 
-def test_a_get_is_not_a_submission(client, db):
-    assert client.get("/f/demo").status_code == 405
+def test_a_get_with_a_site_key_is_a_hosted_form_page_whose_post_is_accepted_from_our_own_origin(client, site_key):
+    import re
+
+    page = client.get(f"/f/demo?key={site_key}")
+    assert page.status_code == 200 and 'action="/f/demo"' in page.content.decode()
+    submission = re.search(r'name="_submission" value="([^"]+)"', page.content.decode()).group(1)
+
+    own = submit(client, site_key, origin="http://testserver", email="ada@example.com", _submission=submission)
+    again = submit(client, site_key, origin="http://testserver", email="ada@example.com", _submission=submission)
+
+    assert (own.status_code, again.status_code) == (303, 303) and Event.objects.count() == 1  # counted once
+    assert submit(client, site_key, origin="https://evil.example", email="bob@example.com").status_code == 403
+
+
+def test_a_hosted_form_page_needs_a_site_key_and_a_known_form(client, site_key, ingest_key):
+    assert client.get("/f/demo").status_code == 401
+    assert client.get("/f/demo?key=pk_nope").status_code == 401
+    assert client.get(f"/f/demo?key={ingest_key}").status_code == 403
+    assert client.get(f"/f/no-such-form?key={site_key}").status_code == 404
+    assert client.delete("/f/demo").status_code == 405
