@@ -100,11 +100,21 @@ class Preview:
     today_grades: Counter = field(default_factory=Counter)
     moves: Counter = field(default_factory=Counter)  # (from, to) -> contacts
     samples: list[tuple[int, str, str, int]] = field(default_factory=list)  # (id, from, to, score)
+    names: dict[int, str] = field(default_factory=dict)  # the samples' names
 
     @property
     def stage_rows(self) -> list[tuple[str, int, int]]:
         """(stage, today, under the draft) for the page (templates cannot iterate a Counter's items)."""
         return [(s, self.today_stages[s], self.stages[s]) for s in sorted(set(self.stages) | set(self.today_stages))]
+
+    @property
+    def sample_rows(self) -> list[tuple[int, str, str, str, int]]:
+        """(id, name, from, to, score) of some who would move."""
+        return [(pk, self.names.get(pk, f"contact {pk}"), a, b, score) for pk, a, b, score in self.samples]
+
+    @property
+    def move_rows(self) -> list[tuple[str, str, int]]:
+        return [(a, b, n) for (a, b), n in sorted(self.moves.items())]
 
     @property
     def grade_rows(self) -> list[tuple[str, int, int]]:
@@ -124,6 +134,12 @@ def preview(version: CriteriaVersion) -> Preview:
             )
             lo, hi = cursor.fetchone()
             if lo is None:
+                cursor.execute(
+                    "SELECT id, coalesce(nullif(trim(first_name || ' ' || last_name), ''), email) FROM crm_contact"
+                    " WHERE id = ANY(%s)",
+                    [[pk for pk, *_ in result.samples]],
+                )
+                result.names = dict(cursor.fetchall())
                 return result
             cursor.execute("SELECT id, stage, grade FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
             today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}

@@ -36,9 +36,12 @@ def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
     page.locator("input[name=mql_threshold]").fill("50")
     page.get_by_role("button", name="Preview impact").click()
     assert "mql" in page.locator("#preview").inner_text()
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Publish v2").click()
     page.get_by_text("done —").wait_for(timeout=30_000)  # the bar polls the worker's progress
     assert page.locator("progress").get_attribute("value") == "100"
+    assert "rescored" in asked[0] and "from mql to lead" in asked[0]  # it said what publishing would do
 
     page.goto(f"{live_server.url}/leads/{lead.pk}/")
     heading = page.get_by_role("heading", level=1).inner_text()

@@ -93,3 +93,15 @@ def test_a_bad_new_fit_rule_is_refused_inline_and_nothing_is_saved(client, admin
     assert message in response.content.decode().replace("&quot;", '"').replace("Select a valid choice. ", "")
     draft = CriteriaVersion.objects.get(status="draft")
     assert (draft.fit_rules.count(), draft.mql_threshold) == (5, 40)
+
+
+def test_the_preview_names_some_who_would_move_and_publishing_asks_first(client, admin_ada):
+    from crm.models import Contact
+
+    Contact.objects.create(email="grace@example.com", first_name="Grace", last_name="Hopper", stage="mql", score=45)
+    client.force_login(admin_ada)
+
+    page = client.post("/criteria/", form_data(client) | {"mql_threshold": "60", "action": "preview"}).content.decode()
+
+    assert "Grace Hopper</a>: mql → lead" in page
+    assert "confirm('Publish v2?" in page and "1 from mql to lead" in page
