@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from front import import_pages, report_pages, views, webhook_pages
+from front import import_pages, report_pages, user_pages, views, webhook_pages
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,6 +21,9 @@ urlpatterns = [
     path("imports/<int:import_id>/start", import_pages.import_start, name="import_start"),
     path("imports/<int:import_id>/again", import_pages.import_again, name="import_again"),
     path("imports/<int:import_id>/errors.csv", import_pages.import_errors, name="import_errors"),
+    path("settings/users/", user_pages.users, name="users"),
+    path("settings/users/<int:user_id>/<slug:action>", user_pages.user_action, name="user_action"),
+    path("invite/<str:token>/", user_pages.invitation, name="invitation"),
     path("settings/webhooks/", webhook_pages.endpoints, name="webhooks"),
     path("settings/webhooks/<int:endpoint_id>/", webhook_pages.endpoint_detail, name="webhook_detail"),
     path("settings/webhooks/<int:endpoint_id>/<slug:action>", webhook_pages.endpoint_action, name="webhook_action"),

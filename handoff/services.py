@@ -322,6 +322,35 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
     return unclaimed, returned
 
 
+def release(*, rep: AbstractBaseUser, now: datetime | None = None) -> int:
+    """The rep's open claims (claimed or touched, not yet accepted) back to the queue, for another rep; their
+    contacts lose the rep as owner. For a rep who leaves. Returns how many. Safe to run twice."""
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH mine AS (
+                SELECT id, contact_id FROM handoff_queueentry
+                WHERE owner_id = %(rep)s AND status IN ('claimed', 'working') ORDER BY id FOR UPDATE
+            ),
+            returned AS (  -- waiting again, with its unclaimed SLA from now
+                UPDATE handoff_queueentry e SET status = 'waiting', owner_id = NULL, claimed_at = NULL,
+                    first_touch_due_at = NULL, first_touch_at = NULL, first_touch_kind = '',
+                    unclaimed_due_at = %(now)s + (e.unclaimed_due_at - e.entered_at)
+                FROM mine WHERE e.id = mine.id
+                RETURNING e.id, e.contact_id
+            ),
+            released AS (
+                UPDATE crm_contact c SET owner_id = NULL, updated_at = %(now)s
+                FROM returned r WHERE c.id = r.contact_id AND c.owner_id = %(rep)s
+            )
+            SELECT count(*) FROM returned
+            """,
+            {"rep": rep.pk, "now": now},
+        )
+        return cursor.fetchone()[0]
+
+
 def send_to_sales(
     *, contact_ids: list[int], marketer: AbstractBaseUser, note: str, sla: Sla, requested: dict[int, list[str]]
 ) -> int:

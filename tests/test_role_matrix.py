@@ -56,6 +56,13 @@ MATRIX = [
         {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 400, "roleless_nick": 403},
     ),
     ("get", "/criteria/v1.json", None, {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403}),
+    ("get", "/settings/users/", None, {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403}),
+    (
+        "post",
+        "/settings/users/",
+        {"email": "not an email", "role": "sales"},
+        {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 400, "roleless_nick": 403},
+    ),
     ("get", "/reports/", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
     ("get", "/reports/funnel.csv", None, {"marketer_mia": 200, "rep_sam": 404, "admin_ada": 200, "roleless_nick": 403}),
     ("get", "/reports/speed.csv", None, {"marketer_mia": 200, "rep_sam": 200, "admin_ada": 200, "roleless_nick": 403}),
