@@ -182,3 +182,19 @@ def test_an_odd_timeline_position_shows_the_first_page(client, marketer_mia, ada
 
     assert response.status_code == 200
     assert response.content.decode().count("Viewed /pricing") == 3
+
+
+def test_the_lead_page_shows_the_company_and_an_unsubscribed_badge(client, marketer_mia, ada):
+    from crm.models import Company
+
+    ada.company = Company.objects.create(
+        name="Analytical Engines", domain="engines.example", size=250, industry="Maths"
+    )
+    ada.email_opt_out = True
+    ada.save()
+    client.force_login(marketer_mia)
+
+    page = client.get(f"/leads/{ada.pk}/").content.decode()
+
+    assert "250 employees" in page and "Maths" in page and "engines.example" in page
+    assert ">unsubscribed</span>" in page
