@@ -10,7 +10,9 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import F, Q, QuerySet, Value
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -73,6 +75,17 @@ class LeadFilters(forms.Form):
     window = forms.IntegerField(required=False, min_value=1, max_value=730)
     since = Moment()
     until = Moment()
+
+    @property
+    def error_rows(self) -> list[tuple[str, str]]:
+        """(label, messages) for people: "Score to", not "max_score"."""
+        return [
+            (
+                "" if name == "__all__" else str(self.fields[name].label or name.replace("_", " ")).capitalize(),
+                " ".join(e),
+            )
+            for name, e in self.errors.items()
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -200,6 +213,38 @@ def page(data: dict[str, Any], *, user) -> Page:
         values = [v.isoformat() if isinstance(v, datetime) else v for v in values] + [last.pk]
         cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
     return Page(rows, cursor)
+
+
+COUNT_EXACT_UP_TO = 10_000
+CHANNELS_CACHE = ("leadlist:channels", 300)
+
+
+def total(found: QuerySet[Contact]) -> tuple[int, bool]:
+    """How many contacts the filters match: exact up to COUNT_EXACT_UP_TO (a bounded count), beyond that the
+    planner's estimate, said as "about" (a count of a million rows would cost more than the page)."""
+    bounded = found.order_by()[: COUNT_EXACT_UP_TO + 1].count()
+    if bounded <= COUNT_EXACT_UP_TO:
+        return bounded, True
+    sql, params = found.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        estimate = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
+    return max(estimate, bounded), False
+
+
+def channels() -> list[str]:
+    """The first-touch channels known, most common first (cached for a few minutes: a million-row GROUP BY)."""
+    key, seconds = CHANNELS_CACHE
+    known = cache.get(key)
+    if known is None:
+        known = list(
+            Contact.objects.exclude(channel="")
+            .values_list("channel", flat=True)
+            .annotate(n=Count("id"))
+            .order_by("-n")[:100]
+        )
+        cache.set(key, known, seconds)
+    return known
 
 
 def owners() -> list[tuple[str, str]]:

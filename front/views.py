@@ -35,11 +35,14 @@ def home(request: HttpRequest) -> HttpResponse:
 def contact_list(request: HttpRequest) -> HttpResponse:
     """The leads list: the page, or (over htmx) just its table, for the filters in the URL."""
     form = leadlist.LeadFilters(request.GET)
-    found = leadlist.page(form.cleaned_data, user=request.user) if form.is_valid() else leadlist.Page([], None)
+    valid = form.is_valid()
+    found = leadlist.page(form.cleaned_data, user=request.user) if valid else leadlist.Page([], None)
     template = "front/contact_list.html#table" if request.htmx else "front/contact_list.html"
     context = {
         "form": form,
         "found": found,
+        "total": leadlist.total(leadlist.filtered(form.cleaned_data, request.user)) if valid else (0, True),
+        "channels": leadlist.channels(),
         "owners": leadlist.owners(),
         "can_hand_over": bool(roles_of(request.user) & EDITORS),
     }

@@ -122,3 +122,34 @@ def test_a_script_in_a_name_is_shown_as_text(client, marketer_mia, db):
 
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_list_says_how_many_exactly_or_about(client, marketer_mia, book, monkeypatch):
+    from front import leadlist
+
+    client.force_login(marketer_mia)
+    assert client.get("/leads/").context["total"] == (len(book), True)
+    monkeypatch.setattr(leadlist, "COUNT_EXACT_UP_TO", 2)
+    count, exact = client.get("/leads/").context["total"]
+    assert not exact and count >= 3 and "About" in client.get("/leads/").content.decode()
+
+
+def test_channels_are_a_select_of_known_ones_matched_case_insensitively(client, marketer_mia, book):
+    from django.core.cache import cache
+
+    cache.delete("leadlist:channels")
+    Contact.objects.filter(pk=book[0].pk).update(channel="Google")
+    client.force_login(marketer_mia)
+
+    page = client.get("/leads/", {"channel": "google"})
+
+    assert '<option value="Google" selected>' in page.content.decode()
+    assert [c.pk for c in page.context["found"].contacts] == [book[0].pk]
+
+
+def test_bad_filters_are_named_by_their_labels(client, marketer_mia, book):
+    client.force_login(marketer_mia)
+
+    page = client.get("/leads/", {"min_score": "9", "max_score": "1"}).content.decode()
+
+    assert "<strong>To</strong>" in page and "max_score" not in page.split('role="alert"')[1][:200]
