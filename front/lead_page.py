@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from crm.models import Contact, Stage
 from crm.roles import ADMIN, MARKETING, roles_of
+from scoring.models import CriteriaVersion
 
 TIMELINE_PAGE = 25
 CHART_WIDTH, CHART_HEIGHT = 560, 140
@@ -80,28 +83,51 @@ def timeline(contact: Contact, *, before: int | None) -> Timeline:
     )
 
 
-def chart(points: list[tuple[datetime, int]]) -> dict[str, Any] | None:
-    """An SVG polyline of the score over time (server-rendered: no chart library, nothing from a CDN)."""
-    if len(points) < 2:
-        return None
-    start, end = points[0][0].timestamp(), points[-1][0].timestamp()
-    low, high = min(0, *(s for _, s in points)), max(10, *(s for _, s in points))
-    span_t, span_s = max(end - start, 1), max(high - low, 1)
-    coords = [
-        (
-            round(8 + (t.timestamp() - start) / span_t * (CHART_WIDTH - 16), 1),
-            round(8 + (high - s) / span_s * (CHART_HEIGHT - 16), 1),
-        )
-        for t, s in points
-    ]
+def chart(
+    points: list[tuple[datetime, int]],
+    *,
+    now: datetime,
+    score: int,
+    thresholds: list[tuple[str, float]],
+    moves: list[tuple[datetime, str]],
+) -> dict[str, Any]:
+    """The score over time as SVG (server-rendered: no chart library, nothing from a CDN): a line through a
+    point per change (each with its value as a title) to today's score, y and x axes, the MQL and SQL
+    thresholds as dashed lines, and a marker where the stage changed."""
+    points = [*points, (now, score)]
+    start = min(points[0][0], *(at for at, _ in moves)) if moves else points[0][0]
+    if (now - start).total_seconds() < 86400:  # a day at least, so one point still sits on a line
+        start = now - timedelta(days=1)
+    top = max(10, score, *(s for _, s in points), *(t for _, t in thresholds))
+    top = int(math.ceil(top / 10.0) * 10)
+    low = min(0, *(s for _, s in points))
+    left, right, upper, bottom = 36, CHART_WIDTH - 8, 10, CHART_HEIGHT - 22
+    span_t, span_s = (now - start).total_seconds(), max(top - low, 1)
+
+    def x(at: datetime) -> float:
+        return round(left + (at - start).total_seconds() / span_t * (right - left), 1)
+
+    def y(value: float) -> float:
+        return round(upper + (top - value) / span_s * (bottom - upper), 1)
+
+    dots = [{"x": x(at), "y": y(v), "title": f"{v} on {at:%b %-d, %H:%M}"} for at, v in points]
     return {
-        "points": " ".join(f"{x},{y}" for x, y in coords),
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
+        "left": left,
+        "right": right,
+        "bottom": bottom,
+        "upper": upper,
+        "path": " ".join(f"{d['x']},{d['y']}" for d in dots),
+        "dots": dots,
+        "y_axis": [{"y": y(v), "label": v} for v in sorted({low, (low + top) // 2, top})],
+        "x_axis": [{"x": x(at), "label": f"{at:%b %-d}"} for at in (start, start + (now - start) / 2, now)],
+        "thresholds": [{"y": y(t), "label": f"{name} {t:g}"} for name, t in thresholds if low <= t <= top],
+        "moves": [{"x": x(at), "label": f"→ {to.upper()} on {at:%b %-d}"} for at, to in moves],
+        "first": start,
+        "last": now,
         "low": low,
-        "high": high,
-        "first": points[0][0],
-        "last": points[-1][0],
+        "high": top,
     }
 
 
@@ -115,17 +141,25 @@ def context(
     """Everything the whole lead page shows, for ``user``'s roles."""
     roles = roles_of(user)
     can_edit = bool(roles & {MARKETING, ADMIN})
-    history_points = list(contact.score_history.order_by("at").values_list("at", "score")[:500])
+    history_points = list(contact.score_history.order_by("-at").values_list("at", "score")[:500])[::-1]
+    mql, sql = CriteriaVersion.objects.values_list("mql_threshold", "sql_threshold").get(status="active")
+    history = list(contact.stage_changes.order_by("-at", "-id"))
     return {
         "contact": contact,
         "can_edit": can_edit,
         "can_hand_over": can_edit and contact.stage in (Stage.LEAD, Stage.MQL),
         "can_reopen": ADMIN in roles and contact.stage == Stage.DISQUALIFIED,
         "profile_form": profile_form,
-        "history": contact.stage_changes.order_by("-at", "-id"),
+        "history": history,
         "entry": contact.queue_entries.select_related("owner").order_by("-entered_at").first(),
         "events": timeline(contact, before=None),
-        "chart": chart(history_points),
+        "chart": chart(
+            history_points,
+            now=timezone.now(),
+            score=contact.score,
+            thresholds=[("MQL", mql), ("SQL", sql)],
+            moves=[(c.at, c.to_stage) for c in history[:50][::-1]],
+        ),
         "notes": notes(contact),
         "note_form": note_form or NoteForm(),
     }

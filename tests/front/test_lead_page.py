@@ -122,7 +122,22 @@ def test_the_score_chart_draws_the_history(client, marketer_mia, ada):
         )
     client.force_login(marketer_mia)
 
-    assert "<polyline" in client.get(f"/leads/{ada.pk}/").content.decode()
+    page = client.get(f"/leads/{ada.pk}/").content.decode()
+    assert "<polyline" in page and page.count('class="dot s1"') == 4  # three changes and today
+    assert "MQL 40" in page and "SQL 70" in page  # the thresholds, drawn
+
+
+def test_a_score_with_one_point_is_a_line_to_today_with_its_stage_change_marked(client, marketer_mia, ada):
+    from crm.models import StageChange
+
+    StageChange.objects.create(
+        contact=ada, from_stage="lead", to_stage="mql", at=timezone.now(), by_label="t", score=45
+    )
+    client.force_login(marketer_mia)
+
+    page = client.get(f"/leads/{ada.pk}/").content.decode()
+
+    assert page.count('class="dot s1"') == 1 and "→ MQL on" in page and 'class="stage-marker"' in page
 
 
 def test_the_lead_page_runs_a_fixed_number_of_queries(client, marketer_mia, ada):
