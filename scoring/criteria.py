@@ -32,6 +32,7 @@ def _copy(source: CriteriaVersion) -> CriteriaVersion:
     number = (CriteriaVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
     copy = CriteriaVersion.objects.get(pk=source.pk)
     copy.pk, copy.number, copy.status, copy.published_at, copy.published_by = None, number, Status.DRAFT, None, None
+    copy.republished_from = None
     copy.save()
     BehaviourRule.objects.bulk_create(
         [BehaviourRule(**{**r, "id": None, "version_id": copy.pk}) for r in source.behaviour_rules.values()]
@@ -187,7 +188,9 @@ def republish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:
     """Publish an earlier version again, as a new version number (history is never rewritten)."""
     with transaction.atomic():
         CriteriaVersion.objects.filter(status=Status.DRAFT).delete()
-        return publish(version=_copy(version), by=by)
+        copy = _copy(version)
+        CriteriaVersion.objects.filter(pk=copy.pk).update(republished_from=version.number)
+        return publish(version=copy, by=by)
 
 
 SETTING_LABELS = {
@@ -212,6 +215,8 @@ def changes(version: CriteriaVersion, before: CriteriaVersion | None) -> list[st
     """What ``version`` changed against ``before``, one line each, for the history."""
     if before is None:
         return ["The first version."]
+    if version.republished_from:
+        return [f"Republished from v{version.republished_from}."]
     found = [
         f"{label}: {getattr(before, name):g} → {getattr(version, name):g}"
         for name, label in SETTING_LABELS.items()

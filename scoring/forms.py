@@ -38,10 +38,69 @@ class ValuesField(forms.CharField):
         return self.to_python(self.prepare_value(initial)) != self.to_python(data)
 
 
-class SettingsForm(forms.ModelForm):
+HELP = {
+    "half_life_days": (
+        "days",
+        "Behaviour points halve every this many days (recent activity counts most); 0 turns decay off.",
+    ),
+    "mql_threshold": ("points", "A lead whose score reaches this becomes an MQL (marketing qualified)."),
+    "sql_threshold": (
+        "points",
+        "An MQL whose score reaches this, with a sales-intent form in the window below, becomes an "
+        "SQL and enters the sales queue.",
+    ),
+    "hysteresis": (
+        "points",
+        "An MQL drops back to lead only below the MQL threshold minus this margin, so a score "
+        "sitting on the line does not flap.",
+    ),
+    "intent_days": ("days", "How recent the demo or contact request must be for SQL."),
+    "grade_a": ("fit points", "Fit score from which a contact is grade A."),
+    "grade_b": ("fit points", "Fit score from which a contact is grade B."),
+    "grade_c": ("fit points", "Fit score from which a contact is grade C; below it, D."),
+    "sla_first_touch_minutes": (
+        "minutes",
+        "From claim to first touch; past it the lead goes back to the queue, flagged.",
+    ),
+    "sla_unclaimed_minutes": ("minutes", "How long an SQL may wait unclaimed before the breach is recorded."),
+}
+EVENT_TYPES = (
+    "page_view",
+    "form_submit",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "email_unsubscribe",
+    "identify",
+    "webinar_attended",
+    "meeting_booked",
+    "trial_started",
+)
+PROPERTY_KEYS = ("path", "url", "form", "form_kind", "utm_source", "utm_campaign", "referrer", "title")
+
+
+class ErrorRows:
+    @property
+    def error_rows(self) -> list[tuple[str, str]]:
+        """(label, messages) for people: "MQL threshold", not "mql_threshold"."""
+        return [
+            ("" if name == "__all__" else str(self.fields[name].label), " ".join(messages))
+            for name, messages in self.errors.items()
+        ]
+
+
+class SettingsForm(ErrorRows, forms.ModelForm):
     class Meta:
         model = CriteriaVersion
         fields = SETTINGS
+        labels = criteria.SETTING_LABELS
+        help_texts = {name: text for name, (_, text) in HELP.items()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (unit, _) in HELP.items():
+            self.fields[name].widget.attrs |= {"step": "any", "min": "0", "aria-describedby": f"help-{name}"}
+            self.fields[name].unit = unit
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -53,7 +112,7 @@ class SettingsForm(forms.ModelForm):
         return data
 
 
-class RuleForm(forms.ModelForm):
+class RuleForm(ErrorRows, forms.ModelForm):
     """A rule row: refused inline (so nothing is saved) when scoring.criteria would reject the rule."""
 
     values = ValuesField(required=False)
@@ -74,6 +133,11 @@ class BehaviourForm(RuleForm):
     class Meta:
         model = BehaviourRule
         fields = ["position", "name", "event_type", "property_key", "operator", "values", "points", "cap"]
+        labels = {"property_key": "Property", "event_type": "Event type"}
+        widgets = {
+            "event_type": forms.TextInput(attrs={"list": "event-types", "size": 14}),
+            "property_key": forms.TextInput(attrs={"list": "property-keys", "size": 10}),
+        }
 
 
 class FitForm(RuleForm):
@@ -82,6 +146,7 @@ class FitForm(RuleForm):
     class Meta:
         model = FitRule
         fields = ["position", "name", "field", "operator", "values", "points"]
+        widgets = {"field": forms.TextInput(attrs={"list": "fit-fields", "size": 14})}
 
 
 BehaviourRules = inlineformset_factory(CriteriaVersion, BehaviourRule, form=BehaviourForm, extra=1, can_delete=True)

@@ -30,6 +30,7 @@ class CriteriaVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    republished_from = models.PositiveIntegerField(null=True, blank=True, help_text="The version it is a copy of")
 
     class Meta:
         constraints = [

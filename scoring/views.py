@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from crm.roles import ADMIN, role_required
-from scoring import criteria, criteria_json
-from scoring.forms import BehaviourRules, FitRules, SettingsForm
+from scoring import criteria, criteria_json, engine
+from scoring.forms import EVENT_TYPES, PROPERTY_KEYS, BehaviourRules, FitRules, SettingsForm
 from scoring.models import CriteriaVersion, RescoreRun
 
 
@@ -25,6 +25,9 @@ def _context(draft: CriteriaVersion, **extra) -> dict:
         "problems": criteria.problems(draft),
         "versions": _history(),
         "run": RescoreRun.objects.order_by("-pk").first(),
+        "event_types": EVENT_TYPES,
+        "property_keys": PROPERTY_KEYS,
+        "fit_fields": [*engine.FIT_FIELDS, "profile."],
         **extra,
     }
 

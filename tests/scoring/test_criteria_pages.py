@@ -105,3 +105,13 @@ def test_the_preview_names_some_who_would_move_and_publishing_asks_first(client,
 
     assert "Grace Hopper</a>: mql → lead" in page
     assert "confirm('Publish v2?" in page and "1 from mql to lead" in page
+
+
+def test_the_settings_are_labelled_explained_and_have_units(client, admin_ada):
+    client.force_login(admin_ada)
+
+    page = client.get("/criteria/").content.decode()
+
+    assert "Mql threshold" not in page and ">MQL threshold</label>" in page
+    assert "does not flap" in page and 'class="unit">minutes<' in page  # hysteresis explained; SLA in minutes
+    assert '<datalist id="event-types">' in page and 'list="event-types"' in page

@@ -104,6 +104,8 @@ def test_a_higher_mql_threshold_moves_contacts_out_and_republishing_moves_them_b
     assert set(Contact.objects.values_list("stage", flat=True)) == {Stage.MQL}
     assert StageChange.objects.filter(to_stage="mql", by_label="scoring v3").count() == 1
     assert CriteriaVersion.objects.get(status="active").number == 3
+    v1, v2, v3 = CriteriaVersion.objects.order_by("number")
+    assert criteria.changes(v3, v2) == ["Republished from v1."]
 
 
 def test_the_history_says_what_each_version_changed(db, admin_ada):
