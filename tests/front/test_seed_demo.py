@@ -16,3 +16,19 @@ def test_loading_the_demo_scores_everyone_and_notifies_nobody(db, django_capture
     assert not ContactActivity.objects.filter(stale_since__isnull=False).exists()
     assert not [c for c in callbacks if getattr(c, "func", None).__name__ == "_tell_sales_later"]
     assert [c for c in callbacks if getattr(c, "func", None).__name__ == "request_rescore"]  # the nudges, as ever
+
+
+def test_the_demo_has_a_past_for_the_reports_and_the_score_charts(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crm.models import StageChange
+    from scoring.models import ScoreHistory
+
+    call_command("seed_demo", contacts=300, events=6000)
+
+    month_ago = timezone.now() - timedelta(days=30)
+    assert StageChange.objects.filter(at__lt=month_ago, to_stage=Stage.OPPORTUNITY).exists()
+    assert QueueEntry.objects.filter(status="rejected").exclude(rejection_reason="").exists()
+    assert ScoreHistory.objects.filter(at__lt=month_ago).exists()

@@ -4,10 +4,23 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from crm import demo
-from crm.models import Contact
+from crm.models import Contact, StageChange
 from handoff.demo import seed_history
 from leads.demo import seed_events
+from scoring.models import ScoreHistory
 from scoring.services import rescore_all_stale
+
+
+def _score_points_of_the_past(*, after_id: int) -> None:
+    """The score charts of leads given a past: a point at each of its stage changes, at the score it recorded."""
+    changes = StageChange.objects.filter(id__gt=after_id).only("contact_id", "at", "score", "to_stage")
+    points = [
+        ScoreHistory(
+            contact_id=c.contact_id, at=c.at, score=c.score, fit_score=0, engagement_score=c.score, stage=c.to_stage
+        )
+        for c in changes
+    ]
+    ScoreHistory.objects.bulk_create(points, batch_size=2000)
 
 
 class Command(BaseCommand):
@@ -29,7 +42,9 @@ class Command(BaseCommand):
             result = demo.seed(contacts=contacts, seed=seed)
             stored = seed_events(count=events, seed=seed, now=timezone.now())
             rescore_all_stale(notify=False)  # scored here, so that the worker finds nothing to announce
+            before = StageChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
             pasts = seed_history(count=max(1, contacts // 5), seed=seed, now=timezone.now())
+            _score_points_of_the_past(after_id=before)
             self.stdout.write(
                 f"Demo data: {result.companies} companies, {result.contacts} contacts, {stored} events, "
                 f"{pasts} leads with 120 days of history for the reports."
