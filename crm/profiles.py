@@ -10,6 +10,21 @@ from django.utils import timezone
 from crm.freshness import mark_stale
 from crm.models import Contact
 
+# The contact's own text fields of its profile (company fields belong to its company): the lead page's form
+# edits them, imports fill them.
+TEXT_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "job_title",
+    "seniority",
+    "country",
+    "budget",
+    "authority",
+    "need",
+    "timeline",
+)
+
 
 def update(*, contact_id: int, fields: dict[str, Any], nudge: bool = True) -> None:
     """Write profile ``fields`` of one contact and mark it stale (the worker rescores it after commit, unless

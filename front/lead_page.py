@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from crm import profiles
 from crm.models import Contact, Stage
 from crm.roles import ADMIN, MARKETING, roles_of
 from scoring.models import CriteriaVersion
@@ -21,18 +22,7 @@ CHART_WIDTH, CHART_HEIGHT = 560, 140
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = Contact
-        fields = [
-            "first_name",
-            "last_name",
-            "phone",
-            "job_title",
-            "seniority",
-            "country",
-            "budget",
-            "authority",
-            "need",
-            "timeline",
-        ]
+        fields = profiles.TEXT_FIELDS
 
 
 class NoteForm(forms.Form):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from crm.models import MQL_FIRST, Company, Contact, Grade, Stage, Trend
 from front import reports
 from front.forms import MAX_ID
-from front.report_query import Moment
+from front.report_query import Moment, end_of, start_of
 from handoff.models import QueueEntry
 
 PAGE_SIZE = 50
@@ -141,11 +141,8 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
 
 
 def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
-    since, until = data["since"], data["until"]
     scope = reports.Scope(
-        start=since if isinstance(since, datetime) else reports.Scope.of_days(since, since).start,
-        end=until if isinstance(until, datetime) else reports.Scope.of_days(until, until).end,
-        window_days=data.get("window") or 90,
+        start=start_of(data["since"]), end=end_of(data["until"]), window_days=data.get("window") or 90
     )
     return reports.contacts(
         scope,

@@ -5,7 +5,7 @@ Marketing and admins see every report; sales sees its own speed-to-lead row besi
 
 from __future__ import annotations
 
-import csv
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -18,7 +18,7 @@ from crm import csv_export
 from crm.models import Stage
 from crm.roles import ADMIN, MARKETING, SALES, role_required, roles_of
 from front import charts, reports
-from front.report_query import ReportQuery
+from front.report_query import ReportQuery, start_of
 from front.reports import Scope
 from scoring import services as scoring
 
@@ -48,14 +48,14 @@ def _everything(scope: Scope, mode: str, compare: bool) -> dict:
     channels = reports.by_channel(scope)
     for row in channels:
         row.links = {
-            stage: leads_link(replace_channel(scope, row.channel), report="funnel", mode="cohort", reached=stage)
+            stage: leads_link(replace(scope, channel=row.channel), report="funnel", mode="cohort", reached=stage)
             for stage in reports.FUNNEL
         }
     weeks = reports.weekly(scope)
     for week in weeks:
         bounds = Scope(
-            start=max(scope.start, _midnight(week.week)),
-            end=min(scope.end, _midnight(week.week) + timedelta(days=7)),
+            start=max(scope.start, start_of(week.week)),
+            end=min(scope.end, start_of(week.week) + timedelta(days=7)),
             channel=scope.channel,
         )
         week.links = {
@@ -70,7 +70,7 @@ def _everything(scope: Scope, mode: str, compare: bool) -> dict:
     for row in rejections.by_rep:
         row["link"] = leads_link(scope, report="rejected", reason=row["reason"], rep=row["rep_id"])
     for row in rejections.by_channel:
-        row["link"] = leads_link(replace_channel(scope, row["channel"]), report="rejected", reason=row["reason"])
+        row["link"] = leads_link(replace(scope, channel=row["channel"]), report="rejected", reason=row["reason"])
     distribution = reports.score_distribution()
     criteria = scoring.active_criteria()
     return {
@@ -99,14 +99,6 @@ def _everything(scope: Scope, mode: str, compare: bool) -> dict:
         ),
         "thresholds": criteria,
     }
-
-
-def replace_channel(scope: Scope, channel: str) -> Scope:
-    return Scope(start=scope.start, end=scope.end, channel=channel or "", window_days=scope.window_days)
-
-
-def _midnight(day):
-    return Scope.of_days(day, day).start
 
 
 def _speed(scope: Scope, *, rep_id: int | None) -> dict:
@@ -146,10 +138,7 @@ def report_csv(request: HttpRequest, table: str) -> HttpResponse:
     if not query.is_valid():
         return HttpResponse("Those report filters are not valid.", status=400, content_type="text/plain")
     rows = _table(table, query, rep_id=None if full else request.user.pk)
-    writer = csv.writer(csv_export.Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow([csv_export.cell(v) for v in row]) for row in rows), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(csv_export.rows(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="baton-{table}.csv"'
     return response
 

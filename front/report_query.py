@@ -64,11 +64,11 @@ class ReportQuery(forms.Form):
         period = data.get("period") or ("custom" if first or last else self.default_period)
         now = timezone.now()
         if period == "custom":
-            start = _start(first) if first else now - timedelta(days=30)
-            end = _end(last) if last else now
+            start = start_of(first) if first else now - timedelta(days=30)
+            end = end_of(last) if last else now
         elif period == "quarter":
             today = now.date()
-            start = _start(date(today.year, 3 * ((today.month - 1) // 3) + 1, 1))
+            start = start_of(date(today.year, 3 * ((today.month - 1) // 3) + 1, 1))
             end = now
         else:
             start, end = now - timedelta(days=int(period)), now
@@ -102,10 +102,10 @@ class ReportQuery(forms.Form):
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
-def _start(value: date | datetime) -> datetime:
+def start_of(value: date | datetime) -> datetime:
     return value if isinstance(value, datetime) else Scope.of_days(value, value).start
 
 
-def _end(value: date | datetime) -> datetime:
+def end_of(value: date | datetime) -> datetime:
     """A day is taken whole: "to 2026-11-30" ends at the start of 1 December."""
     return value if isinstance(value, datetime) else Scope.of_days(value, value).end

@@ -266,8 +266,13 @@ def rejections(scope: Scope) -> Rejections:
     return Rejections(total, by_reason, by_rep, by_channel, other)
 
 
+def _reps() -> dict[int, tuple[str, str]]:
+    """Every user who owned a handoff could be a rep: {id: (name, email)}, in one query."""
+    return {u.pk: (u.get_full_name() or u.email, u.email) for u in get_user_model().objects.all()}
+
+
 def _rep_names() -> dict[int, str]:
-    return {u.pk: u.get_full_name() or u.email for u in get_user_model().objects.filter(groups__name="sales")}
+    return {pk: name for pk, (name, _) in _reps().items()}
 
 
 # Speed to lead
@@ -333,8 +338,7 @@ def speed(scope: Scope, *, rep_id: int | None = None) -> tuple[list[RepSpeed], R
     """Per rep (claims in the period): time from entering the queue to claim and to first touch, the share
     touched within 5 min … 24 h; breaches and returns (first-touch breaches: the lead went back). With the
     team's row; ``rep_id`` keeps only that rep's row."""
-    names = _rep_names()
-    emails = dict(get_user_model().objects.values_list("pk", "email"))
+    reps = _reps()
     breaches = {owner: (n, returned) for owner, n, returned in _rows(BREACHES, scope.params)}
 
     def row(rep: int | None, label: str, numbers: tuple, breach: tuple[int, int]) -> RepSpeed:
@@ -343,7 +347,7 @@ def speed(scope: Scope, *, rep_id: int | None = None) -> tuple[list[RepSpeed], R
         return RepSpeed(
             rep_id=rep,
             rep=label,
-            email=emails.get(rep),
+            email=reps[rep][1] if rep in reps else None,
             claimed=claimed,
             median_minutes_to_claim=_round(medians[0]),
             p90_minutes_to_claim=_round(medians[1]),
@@ -355,7 +359,7 @@ def speed(scope: Scope, *, rep_id: int | None = None) -> tuple[list[RepSpeed], R
         )
 
     reps = [
-        row(owner, names.get(owner, "(former user)"), tuple(numbers), breaches.get(owner, (0, 0)))
+        row(owner, reps.get(owner, ("(former user)",))[0], tuple(numbers), breaches.get(owner, (0, 0)))
         for owner, *numbers in _rows(_speed_sql("q.owner_id"), scope.params)
         if rep_id is None or owner == rep_id
     ]

@@ -23,13 +23,7 @@ QUERY_DOC = {
 def _query(request: HttpRequest) -> ReportQuery:
     query = ReportQuery(request.GET)
     if not query.is_valid():
-        raise errors.invalid(
-            [
-                {"index": None, "field": None if name == "__all__" else name, "message": str(message)}
-                for name, messages in query.errors.items()
-                for message in messages
-            ]
-        )
+        raise errors.form_invalid(query)
     return query
 
 

@@ -253,14 +253,6 @@ IMPORT_BODY = {
 }
 
 
-def _form_details(form) -> list[dict]:
-    return [
-        {"index": None, "field": name, "message": str(message)}
-        for name, messages in form.errors.items()
-        for message in messages
-    ]
-
-
 @api.post("/imports", response={202: ImportStarted, **ERRORS}, tags=["imports"], openapi_extra=IMPORT_BODY)
 def post_import(request: HttpRequest) -> HttpResponse:
     """Import contacts from a CSV file, in the background; poll `GET /imports/{id}`. Needs an `ingest` key.
@@ -278,7 +270,7 @@ def post_import(request: HttpRequest) -> HttpResponse:
         raise too_large
     options = ImportOptions(request.POST)
     if not options.is_valid():
-        raise errors.invalid(_form_details(options))
+        raise errors.form_invalid(options)
     try:
         checked = import_rows.scan(upload)
     except import_rows.FileRefused as e:

@@ -23,6 +23,17 @@ def invalid(details: list[dict], message: str = "") -> ApiError:
     return ApiError(400, "invalid", message, details)
 
 
+def form_invalid(form) -> ApiError:
+    """A Django form's errors as a 400 in the API's shape (field None for the form as a whole)."""
+    return invalid(
+        [
+            {"index": None, "field": None if name == "__all__" else name, "message": str(message)}
+            for name, messages in form.errors.items()
+            for message in messages
+        ]
+    )
+
+
 def malformed(message: str) -> ApiError:
     return ApiError(400, "malformed", message)
 

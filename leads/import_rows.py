@@ -17,6 +17,7 @@ from typing import IO, Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from crm import profiles
 from crm.models import Company, Contact
 
 CHUNK_BYTES = 1024 * 1024
@@ -26,19 +27,7 @@ DELIMITERS = ",;\t|"
 PROFILE_VALUE_LIMIT = 500
 PROFILE_KEY_LIMIT = 64
 
-CONTACT_TEXT = (
-    "first_name",
-    "last_name",
-    "phone",
-    "job_title",
-    "seniority",
-    "country",
-    "budget",
-    "authority",
-    "need",
-    "timeline",
-    "channel",
-)
+CONTACT_TEXT = (*profiles.TEXT_FIELDS, "channel")
 COMPANY_TEXT = {"company": "name", "company_domain": "domain", "industry": "industry"}
 # Every field a column can map to, with its label; "profile.<key>" and "" (ignore) besides.
 FIELDS = {

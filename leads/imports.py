@@ -11,7 +11,6 @@ the contacts written are marked stale and handed back to the caller to score.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import logging
@@ -173,7 +172,7 @@ def _apply(run: Import, rows: list[import_rows.Row]) -> list[int]:
                 (row, email_header, f"repeats the email of row {first_row[row.email]}; only that one counts")
             )
     good = [row for row in good if first_row[row.email] == row.number]
-    existing = _existing([row.email for row in good])
+    existing = _existing([row.email for row in good], lock=not run.dry_run)
     refused = {
         Import.Mode.CREATE: ("a contact with this email exists (this import only creates)", lambda r: r in existing),
         Import.Mode.UPDATE: ("no contact has this email (this import only updates)", lambda r: r not in existing),
@@ -204,11 +203,6 @@ def _apply(run: Import, rows: list[import_rows.Row]) -> list[int]:
             run.created, run.updated = run.created + created, run.updated + changed
             run.unchanged += len(good) - created - changed
             return []
-        _execute(
-            cursor,
-            "SELECT id FROM crm_contact WHERE email = ANY(%s) ORDER BY email FOR UPDATE",
-            [[row.email for row in good]],
-        )
         _execute(cursor, _statement("companies"), params)
         resized = [pk for pk, inserted in cursor.fetchall() if not inserted]
         _execute(cursor, _statement("write"), params)
@@ -249,9 +243,12 @@ def _take_emails(run: Import, rows: list[import_rows.Row]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _existing(emails: list[str]) -> set[str]:
+def _existing(emails: list[str], *, lock: bool) -> set[str]:
+    """Which of the emails have contacts; ``lock`` takes their rows, in email order (the order ingest takes
+    them in), before this batch writes them."""
     with connection.cursor() as cursor:
-        _execute(cursor, "SELECT email FROM crm_contact WHERE email = ANY(%s)", [emails])
+        locking = " ORDER BY email FOR UPDATE" if lock else ""
+        _execute(cursor, f"SELECT email FROM crm_contact WHERE email = ANY(%s){locking}", [emails])
         return {email for (email,) in cursor.fetchall()}
 
 
@@ -420,9 +417,11 @@ def as_json(run: Import) -> dict[str, Any]:
 def error_file(run: Import) -> Iterator[str]:
     """The skipped rows as CSV: the file's own columns with its cells, then the row number and what was wrong,
     so the file can be fixed and imported again."""
-    writer = csv.writer(csv_export.Echo())
     width = len(run.file.headers)
-    yield writer.writerow([csv_export.cell(h) for h in [*run.file.headers, "row", "column", "error"]])
-    for problem in run.problems.order_by("row", "pk").iterator(chunk_size=2000):
-        cells = (problem.cells + [""] * width)[:width]
-        yield writer.writerow([csv_export.cell(c) for c in [*cells, problem.row, problem.field, problem.message]])
+    problems = run.problems.order_by("row", "pk").iterator(chunk_size=2000)
+    yield from csv_export.rows(
+        itertools.chain(
+            [[*run.file.headers, "row", "column", "error"]],
+            ([*(p.cells + [""] * width)[:width], p.row, p.field, p.message] for p in problems),
+        )
+    )

@@ -77,15 +77,21 @@ def fit_problems(rule: FitRule) -> list[str]:
     return found
 
 
-def problems(version: CriteriaVersion) -> list[str]:
-    """Everything wrong with a version, one sentence each; empty when it may be published."""
+def setting_problems(version: CriteriaVersion) -> list[tuple[str, str]]:
+    """(setting, sentence) for what is wrong with a version's settings (it need not be saved)."""
     found = []
     if min(version.mql_threshold, version.sql_threshold, version.hysteresis, version.half_life_days) < 0:
-        found.append("Thresholds, hysteresis and half-life must not be below zero.")
+        found.append(("mql_threshold", "Thresholds, hysteresis and half-life must not be below zero."))
     if version.sql_threshold < version.mql_threshold:
-        found.append("The SQL threshold must not be under the MQL threshold.")
+        found.append(("sql_threshold", "The SQL threshold must not be under the MQL threshold."))
     if not version.grade_a >= version.grade_b >= version.grade_c:
-        found.append("Grade bands must go down from A to C.")
+        found.append(("grade_a", "Grade bands must go down from A to C."))
+    return found
+
+
+def problems(version: CriteriaVersion) -> list[str]:
+    """Everything wrong with a version, one sentence each; empty when it may be published."""
+    found = [sentence for _, sentence in setting_problems(version)]
     for rule in version.behaviour_rules.all():
         found += behaviour_problems(rule)
     for rule in version.fit_rules.all():

@@ -141,12 +141,8 @@ def parse(body: Any) -> tuple[VersionIn | None, list[dict[str, Any]]]:
 
 def _checks(version: VersionIn) -> list[dict[str, Any]]:
     """The editor's own checks (scoring.criteria), each at its path."""
-    found = []
-    if version.sql_threshold < version.mql_threshold:
-        found.append(("sql_threshold", "The SQL threshold must not be under the MQL threshold."))
-    bands = version.grade_bands
-    if not bands.A >= bands.B >= bands.C:
-        found.append(("grade_bands", "Grade bands must go down from A to C."))
+    settings = CriteriaVersion(**_settings(version))
+    found = [(JSON_PATH.get(name, name), sentence) for name, sentence in criteria.setting_problems(settings)]
     for i, rule in enumerate(version.behaviour_rules):
         found += [(f"behaviour_rules[{i}]", m) for m in criteria.behaviour_problems(_behaviour(rule))]
     for i, rule in enumerate(version.fit_rules):
@@ -173,23 +169,27 @@ def _fit(rule: FitIn, **extra) -> FitRule:
     return FitRule(name=rule.name, field=rule.field, operator=rule.operator, values=values, points=rule.points, **extra)
 
 
+JSON_PATH = {"grade_a": "grade_bands"}
+
+
+def _settings(version: VersionIn) -> dict[str, Any]:
+    """The version's settings as the model's fields."""
+    return {
+        **version.model_dump(include={"half_life_days", "mql_threshold", "sql_threshold", "hysteresis", "intent_days"}),
+        "grade_a": version.grade_bands.A,
+        "grade_b": version.grade_bands.B,
+        "grade_c": version.grade_bands.C,
+        "sla_unclaimed_minutes": version.sla.unclaimed_minutes,
+        "sla_first_touch_minutes": version.sla.first_touch_minutes,
+    }
+
+
 def replace_draft(version: VersionIn) -> CriteriaVersion:
     """Make the draft say exactly ``version`` (a checked one). One transaction."""
     with transaction.atomic():
         draft = criteria.draft()
-        draft.half_life_days, draft.mql_threshold = version.half_life_days, version.mql_threshold
-        draft.sql_threshold, draft.hysteresis, draft.intent_days = (
-            version.sql_threshold,
-            version.hysteresis,
-            version.intent_days,
-        )
-        draft.grade_a, draft.grade_b, draft.grade_c = (
-            version.grade_bands.A,
-            version.grade_bands.B,
-            version.grade_bands.C,
-        )
-        draft.sla_unclaimed_minutes = version.sla.unclaimed_minutes
-        draft.sla_first_touch_minutes = version.sla.first_touch_minutes
+        for name, value in _settings(version).items():
+            setattr(draft, name, value)
         draft.save()
         draft.behaviour_rules.all().delete()
         draft.fit_rules.all().delete()

@@ -3,15 +3,27 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 
 from crm.models import Company, Contact
 from leads.models import Event, Source
 from scoring import services
+from tests.conftest import database_url
 from tests.leads.conftest import ingest_key, send, website  # noqa: F401  (fixtures shared with ingest tests)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _ids = itertools.count()
+
+
+@pytest.fixture
+def another_worker_rescoring(db):
+    """Another session holding the full-rescore lock, as a worker executing a run does."""
+    other = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    other.execute("SELECT pg_advisory_lock(%s)", [services.FULL_RESCORE_LOCK])
+    yield
+    other.close()
 
 
 @pytest.fixture

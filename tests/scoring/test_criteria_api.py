@@ -9,7 +9,7 @@ import json
 import pytest
 
 from leads.models import ApiKey, Source
-from scoring import criteria, criteria_json
+from scoring import criteria_json
 from scoring.models import CriteriaVersion, RescoreRun
 
 
@@ -99,9 +99,8 @@ def test_preview_then_publish_then_follow_the_rescore(call):
     assert call("get", "/rescores/999999").status_code == 404
 
 
-def test_publishing_while_a_worker_rescores_is_409(call, monkeypatch):
+def test_publishing_while_a_worker_rescores_is_409(call, another_worker_rescoring):
     call("put", "/criteria/draft", call("get", "/criteria/active").json() | {"mql_threshold": 50})
-    monkeypatch.setattr(criteria, "full_rescore_running", lambda: True)
 
     response = call("post", "/criteria/draft/publish")
 

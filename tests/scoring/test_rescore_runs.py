@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from crm.celery import app
@@ -16,16 +14,7 @@ from scoring import criteria, services
 from scoring.criteria import CriteriaRefused
 from scoring.models import CriteriaVersion, RescoreRun
 from scoring.tasks import sweep_stale
-from tests.conftest import database_url, wait_for
-
-
-@pytest.fixture
-def another_worker_rescoring(db):
-    """Another session holding the full-rescore lock, as a worker executing a run does."""
-    other = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
-    other.execute("SELECT pg_advisory_lock(%s)", [services.FULL_RESCORE_LOCK])
-    yield
-    other.close()
+from tests.conftest import wait_for
 
 
 def active() -> CriteriaVersion:
