@@ -70,7 +70,7 @@ def users(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "front/users.html",
-        {"form": form, "rows": rows, "roles": ROLE_CHOICES},
+        {"form": form, "rows": rows, "role_choices": ROLE_CHOICES},
         status=400 if form.errors else 200,
     )
 

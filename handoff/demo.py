@@ -71,6 +71,7 @@ def _path(rng: random.Random, contact_id: int, created: datetime, now: datetime,
 
     def move(frm: str, to: str, at: datetime, by=None, reason: str = "") -> None:
         label = by.get_full_name() if by else "scoring v1"
+        since = path.changes[-1].at if path.changes else created  # when it entered the stage it leaves
         path.changes.append(
             StageChange(
                 contact_id=contact_id,
@@ -81,6 +82,7 @@ def _path(rng: random.Random, contact_id: int, created: datetime, now: datetime,
                 by_label=label,
                 reason=reason or f"Score {score} passed the threshold",
                 score=score,
+                since=since,
             )
         )
         path.contact["stage"] = to

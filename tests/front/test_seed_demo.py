@@ -32,3 +32,4 @@ def test_the_demo_has_a_past_for_the_reports_and_the_score_charts(db):
     assert StageChange.objects.filter(at__lt=month_ago, to_stage=Stage.OPPORTUNITY).exists()
     assert QueueEntry.objects.filter(status="rejected").exclude(rejection_reason="").exists()
     assert ScoreHistory.objects.filter(at__lt=month_ago).exists()
+    assert not StageChange.objects.filter(since=None).exists()  # every stay has its length, for the reports

@@ -94,3 +94,9 @@ def test_only_admins_and_never_on_themselves(client, marketer_mia, admin_ada):
     client.force_login(admin_ada)
     client.post(f"/settings/users/{admin_ada.pk}/deactivate")
     assert get_user_model().objects.get(pk=admin_ada.pk).is_active
+
+
+def test_the_users_page_keeps_the_admins_navigation(ada):
+    page = ada.get("/settings/users/").content.decode()
+
+    assert ">Criteria</a>" in page and ">Webhooks</a>" in page  # the page's own context must not hide the nav
