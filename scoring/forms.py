@@ -71,12 +71,25 @@ EVENT_TYPES = (
     "email_click",
     "email_bounce",
     "email_unsubscribe",
+    "email_subscribe",
     "identify",
     "webinar_attended",
     "meeting_booked",
     "trial_started",
 )
-PROPERTY_KEYS = ("path", "url", "form", "form_kind", "utm_source", "utm_campaign", "referrer", "title")
+PROPERTY_KEYS = (
+    "path",
+    "url",
+    "title",
+    "referrer",
+    "form",
+    "form_kind",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "campaign",
+    "link",
+)
 
 
 class ErrorRows:

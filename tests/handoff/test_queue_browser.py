@@ -52,3 +52,22 @@ def test_a_rep_rejects_with_a_reason_and_marketing_reads_it(signed_in, live_serv
 
     assert mia.locator("#rejection").inner_text() == "Rejected by sales: No budget — Budget frozen until Q3"
     assert "Lead" in mia.get_by_role("heading", level=1).inner_text()
+
+
+def test_on_a_phone_a_rep_claims_and_logs_a_first_touch(signed_in, live_server, rep_sam):
+    entry = sql_entry(first_name="Katherine", last_name="Johnson")
+    sam = signed_in(rep_sam)
+    sam.set_viewport_size({"width": 390, "height": 844})
+    sam.goto(f"{live_server.url}/queue/")
+    claim = sam.locator(f"#entry-{entry.pk}").get_by_role("button", name="Claim")
+    assert claim.bounding_box()["x"] + claim.bounding_box()["width"] <= 390  # reachable without scrolling sideways
+    claim.click()
+    row = sam.locator(f"#mine-{entry.pk}")
+    row.get_by_label("How").select_option(label="Call")
+    row.get_by_label("Note").fill("Left a voicemail")
+    row.get_by_role("button", name="Log first touch").click()
+    row.get_by_text("Call,").wait_for()
+
+    entry.refresh_from_db()
+    assert (entry.status, entry.first_touch_kind, entry.first_touch_note) == ("working", "call", "Left a voicemail")
+    assert sam.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

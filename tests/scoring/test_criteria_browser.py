@@ -51,3 +51,23 @@ def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
     marketer = signed_in(marketer_mia)
     response = marketer.goto(f"{live_server.url}/criteria/")
     assert response.status == 403
+
+
+def test_publishing_asks_first_and_cancel_changes_nothing(signed_in, live_server, admin_ada):
+    from scoring.models import CriteriaVersion
+
+    page = signed_in(admin_ada)
+    page.goto(f"{live_server.url}/criteria/")
+    page.locator("input[name=mql_threshold]").fill("55")
+    page.get_by_role("button", name="Save draft").click()
+    page.get_by_role("button", name="Publish v2").wait_for()
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Publish v2").click()
+
+    assert asked and asked[0].startswith("Publish v2?")
+    assert list(CriteriaVersion.objects.order_by("number").values_list("number", "status")) == [
+        (1, "active"),
+        (2, "draft"),
+    ]
+    assert page.get_by_role("button", name="Publish v2").is_visible()  # still on the editor, nothing sent
