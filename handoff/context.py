@@ -12,4 +12,4 @@ def unclaimed_badge(request: HttpRequest) -> dict[str, Any]:
     """The navigation's unclaimed-SQL count: one query, on the pages of people who work the queue."""
     if not roles_of(request.user) & {SALES, ADMIN}:
         return {}
-    return {"unclaimed_count": unclaimed_count()}
+    return {"unclaimed_count": unclaimed_count(request)}

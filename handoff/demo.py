@@ -138,6 +138,7 @@ def _path(rng: random.Random, contact_id: int, created: datetime, now: datetime,
             won = rng.random() < 0.55
             entry.status = QueueEntry.Status.WON if won else QueueEntry.Status.LOST
             entry.closed_at = closed_at
+            entry.lost_reason = "" if won else rng.choice(QueueEntry.LostReason.values)
             move(
                 Stage.OPPORTUNITY,
                 Stage.CUSTOMER if won else Stage.DISQUALIFIED,

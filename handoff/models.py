@@ -29,6 +29,14 @@ class QueueEntry(models.Model):
         DUPLICATE = "duplicate", "Duplicate"
         OTHER = "other", "Other"
 
+    class LostReason(models.TextChoices):
+        PRICE = "price", "Price"
+        COMPETITOR = "competitor", "Chose a competitor"
+        NO_DECISION = "no_decision", "No decision / stalled"
+        TIMING = "timing", "Timing"
+        NO_FIT = "no_fit", "Product does not fit"
+        OTHER = "other", "Other"
+
     class Touch(models.TextChoices):
         CALL = "call", "Call"
         EMAIL = "email", "Email"
@@ -58,6 +66,13 @@ class QueueEntry(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     rejection_text = models.TextField(blank=True)
+    lost_reason = models.CharField(max_length=20, choices=LostReason.choices, blank=True)
+    # Round robin: the rep it is offered to, until when; routed_at says routing has looked at it.
+    offered_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+    )
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "queue entries"
@@ -67,6 +82,8 @@ class QueueEntry(models.Model):
         indexes = [
             models.Index(fields=["-score", "entered_at"], name="queue_priority_idx", condition=Q(status="waiting")),
             models.Index(fields=["owner", "status"], name="queue_owner_idx"),
+            models.Index(fields=["offered_to"], name="queue_offer_idx", condition=Q(offered_to__isnull=False)),
+            models.Index(fields=["entered_at"], name="queue_unrouted_idx", condition=Q(routed_at__isnull=True)),
             # Reports: claims of a period (speed to lead), rejections of a period.
             models.Index(fields=["claimed_at"], name="queue_claimed_idx", condition=Q(claimed_at__isnull=False)),
             models.Index(fields=["closed_at"], name="queue_rejected_idx", condition=Q(status="rejected")),
@@ -111,3 +128,58 @@ class SlaBreach(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.entry_id}"
+
+
+class Desk(models.Model):
+    """The sales desk's settings: one row (pk 1). How new SQLs reach reps, and the team's working hours."""
+
+    class Mode(models.TextChoices):
+        OPEN = "open", "Open queue (reps claim)"
+        ROUND_ROBIN = "round_robin", "Round robin (offered to the next available rep)"
+
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.OPEN)
+    offer_minutes = models.PositiveIntegerField(default=5, help_text="How long an offer waits for its rep")
+    business_hours = models.BooleanField(default=False, help_text="SLA clocks count only working time")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # {"0": ["09:00", "17:00"], …} by ISO weekday - 1 (Monday 0); a missing day is not worked.
+    hours = models.JSONField(default=dict)
+    holidays = models.JSONField(default=list, help_text="ISO dates not worked")
+
+    def __str__(self) -> str:
+        return "Sales desk"
+
+    @classmethod
+    def get(cls) -> Desk:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class Rep(models.Model):
+    """A sales rep's place in round robin: available or not, weight, and its stride-scheduling pass."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE)
+    available = models.BooleanField(default=False)
+    weight = models.PositiveSmallIntegerField(default=1)
+    passed = models.FloatField(default=0, help_text="Offers received / weight, plus where it joined")
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rep {self.user_id}"
+
+
+class RoutingRule(models.Model):
+    """New SQLs that match go to this pool of reps; the first matching rule (by position) wins."""
+
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    channel = models.CharField(max_length=100, blank=True, help_text="Matches case-insensitively; empty: any")
+    country = models.CharField(max_length=100, blank=True)
+    min_size = models.PositiveIntegerField(null=True, blank=True)
+    max_size = models.PositiveIntegerField(null=True, blank=True)
+    grade = models.CharField(max_length=1, blank=True, choices=[(g, g) for g in "ABCD"])
+    reps = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+")
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name

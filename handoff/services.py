@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,15 +23,22 @@ from crm.contact_json import iso
 from crm.errors import DomainError
 from crm.lifecycle import Actor
 from crm.models import Contact, Stage, WebhookEndpoint
-from crm.roles import SALES
-from handoff.models import QueueEntry
+from crm.roles import MARKETING, SALES
+from handoff import business_time
+from handoff.business_time import Calendar
+from handoff.models import Desk, QueueEntry, Rep, RoutingRule, SlaBreach
 
 log = logging.getLogger(__name__)
 Status = QueueEntry.Status
 Event = WebhookEndpoint.Event
 TELL_SALES_TASK = "handoff.tasks.tell_sales"
+ROUTE_TASK = "handoff.tasks.route"
+TELL_BREACHES_TASK = "handoff.tasks.tell_breaches"
 HOLDING = (Status.CLAIMED, Status.WORKING)  # what counts against a rep's claim limit
 CLAIM_LOCK = 7_340_002  # pg advisory lock namespace: one claim at a time per rep
+ROUTE_LOCK = 7_340_003  # pg advisory lock: one routing decision at a time
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OFFERED_ELSEWHERE = "(offered_to_id IS NULL OR offered_to_id = %(rep)s OR offer_expires_at <= %(now)s)"
 
 
 class HandoffRefused(DomainError):
@@ -73,6 +81,9 @@ def enqueue(
     how many entries were opened.
     """
     now = now or timezone.now()
+    desk = Desk.get()
+    calendar = Calendar.of(desk)
+    routed = now if desk.mode == Desk.Mode.OPEN else None
     contacts = list(Contact.objects.filter(pk__in=contact_ids).select_related("company"))
     facts = _facts(contacts, requested)
     entries = [
@@ -84,8 +95,9 @@ def enqueue(
             score=c.score,
             entered_at=now,
             reasons=sorted(c.breakdown, key=lambda e: -abs(e["points"]))[:3],
-            unclaimed_due_at=now + timedelta(minutes=sla.unclaimed_minutes),
+            unclaimed_due_at=business_time.due(calendar, now, sla.unclaimed_minutes),
             first_touch_minutes=sla.first_touch_minutes,
+            routed_at=routed,
         )
         for c in contacts
     ]
@@ -98,6 +110,8 @@ def enqueue(
     _tell_the_hooks(Event.HANDOFF_CREATED, opened)
     if notify and opened:
         transaction.on_commit(partial(_tell_sales_later, opened))
+    if opened and routed is None:
+        transaction.on_commit(partial(send_soon, ROUTE_TASK, [], what="routing new SQLs to reps"))
     return len(opened)
 
 
@@ -150,48 +164,186 @@ def _refusal(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> 
     if entry is None:
         return HandoffRefused("That queue entry does not exist.")
     if entry.status in (Status.CLAIMED, Status.WORKING, Status.ACCEPTED) and entry.owner_id != rep.pk:
-        name = entry.owner.get_full_name() or entry.owner.get_username() if entry.owner else "someone"
-        return HandoffRefused(f"Already claimed by {name}.")
+        return HandoffRefused(f"Already claimed by {_name(entry.owner)}.")
+    if entry.status == Status.WAITING and entry.offered_to_id not in (None, rep.pk) and entry.offer_expires_at:
+        until = timezone.localtime(entry.offer_expires_at).strftime("%H:%M")
+        return HandoffRefused(f"Offered to {_name(entry.offered_to)} until {until}; it opens to everyone then.")
     return HandoffRefused(
         f"This lead is {entry.get_status_display().lower()}; that action needs it to be "
         f"{' or '.join(Status(s).label.lower() for s in allowed)}."
     )
 
 
+def _name(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user else "someone"
+
+
+def _under_the_limit(cursor, rep: AbstractBaseUser, limit: int | None) -> None:
+    """Take the rep's claim lock (held to commit) and refuse when the rep already holds ``limit`` claims. The
+    count runs after the lock, so one rep's concurrent claims cannot pass the limit together."""
+    limit = settings.HANDOFF_CLAIM_LIMIT if limit is None else limit
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLAIM_LOCK, rep.pk])
+    cursor.execute(
+        "SELECT count(*) FROM handoff_queueentry WHERE owner_id = %s AND status IN ('claimed', 'working')", [rep.pk]
+    )
+    if cursor.fetchone()[0] >= limit:
+        raise HandoffRefused(f"You hold {limit} open claims, the most allowed; log first touches or close some.")
+
+
+def _take(cursor, *, entry_id: int, minutes: int, rep: AbstractBaseUser, now: datetime) -> bool:
+    """The conditional UPDATE that gives a waiting entry (not offered to someone else) to the rep, and the
+    contact with it; the first-touch clock in working time. False when it was no longer there to take."""
+    cursor.execute(
+        f"""
+        WITH won AS (
+            UPDATE handoff_queueentry SET status = 'claimed', owner_id = %(rep)s, claimed_at = %(now)s,
+                first_touch_due_at = %(due)s, offered_to_id = NULL, offer_expires_at = NULL
+            WHERE id = %(entry)s AND status = 'waiting' AND {OFFERED_ELSEWHERE}
+            RETURNING id, contact_id
+        )
+        UPDATE crm_contact c SET owner_id = %(rep)s, updated_at = %(now)s FROM won WHERE c.id = won.contact_id
+        RETURNING won.id
+        """,
+        {"rep": rep.pk, "now": now, "entry": entry_id, "due": business_time.due(calendar(), now, minutes)},
+    )
+    if cursor.fetchone() is None:
+        return False
+    _tell_the_hooks(Event.HANDOFF_CLAIMED, [entry_id])
+    return True
+
+
+def calendar() -> Calendar | None:
+    return Calendar.of(Desk.get())
+
+
 def claim(*, entry_id: int, rep: AbstractBaseUser, limit: int | None = None) -> QueueEntry:
     """Give a waiting entry to ``rep``: of any number of reps claiming at once, exactly one wins.
 
-    The winner is decided by one conditional UPDATE (losers wait on the row, then match nothing). The rep's
-    own advisory lock comes first, so that rep's concurrent claims cannot pass the claim limit together
-    (the count runs after the lock, on a fresh snapshot).
+    The winner is decided by one conditional UPDATE (losers wait on the row, then match nothing). An entry
+    offered to another rep can be claimed only once the offer has run out.
     """
-    limit = settings.HANDOFF_CLAIM_LIMIT if limit is None else limit
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLAIM_LOCK, rep.pk])
-        cursor.execute(
-            "SELECT count(*) FROM handoff_queueentry WHERE owner_id = %s AND status IN ('claimed', 'working')",
-            [rep.pk],
-        )
-        if cursor.fetchone()[0] >= limit:
-            raise HandoffRefused(f"You hold {limit} open claims, the most allowed; log first touches or close some.")
-        cursor.execute(
-            """
-            WITH won AS (
-                UPDATE handoff_queueentry SET status = 'claimed', owner_id = %(rep)s, claimed_at = %(now)s,
-                    first_touch_due_at = %(now)s + first_touch_minutes * interval '1 minute'
-                WHERE id = %(entry)s AND status = 'waiting'
-                RETURNING id, contact_id
-            )
-            UPDATE crm_contact c SET owner_id = %(rep)s, updated_at = %(now)s FROM won WHERE c.id = won.contact_id
-            RETURNING won.id
-            """,
-            {"rep": rep.pk, "now": now, "entry": entry_id},
-        )
-        if cursor.fetchone() is None:
+        _under_the_limit(cursor, rep, limit)
+        minutes = QueueEntry.objects.filter(pk=entry_id).values_list("first_touch_minutes", flat=True).first()
+        if minutes is None or not _take(cursor, entry_id=entry_id, minutes=minutes, rep=rep, now=now):
             raise _refusal(entry_id, rep, (Status.WAITING,))
-        _tell_the_hooks(Event.HANDOFF_CLAIMED, [entry_id])
     return QueueEntry.objects.get(pk=entry_id)
+
+
+def claim_next(*, rep: AbstractBaseUser, limit: int | None = None) -> QueueEntry:
+    """Give the rep the top waiting entry (by priority) that nobody else is taking: rows being claimed are
+    skipped (``FOR UPDATE SKIP LOCKED``), so any number of reps clicking at once each get a different one."""
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        _under_the_limit(cursor, rep, limit)
+        cursor.execute(
+            f"""
+            SELECT id, first_touch_minutes FROM handoff_queueentry
+            WHERE status = 'waiting' AND {OFFERED_ELSEWHERE}
+            ORDER BY score DESC, entered_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+            """,
+            {"rep": rep.pk, "now": now},
+        )
+        top = cursor.fetchone()
+        if top is None or not _take(cursor, entry_id=top[0], minutes=top[1], rep=rep, now=now):
+            raise HandoffRefused("Nothing is waiting: the queue is empty.")
+    return QueueEntry.objects.get(pk=top[0])
+
+
+def decline(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
+    """The rep passes on an offer: the entry opens to everyone at once."""
+    changed = QueueEntry.objects.filter(pk=entry_id, offered_to=rep, status=Status.WAITING).update(
+        offered_to=None, offer_expires_at=None
+    )
+    if changed != 1:
+        raise HandoffRefused("That offer is no longer yours: it was taken or it ran out.")
+    return QueueEntry.objects.get(pk=entry_id)
+
+
+def set_available(*, rep: AbstractBaseUser, available: bool) -> Rep:
+    """A rep marks themself available for round robin (or not). Joining, a rep starts level with the
+    others (at the least pass among the available), so a newcomer is not owed every offer of the past."""
+    with transaction.atomic():
+        row, _ = Rep.objects.select_for_update().get_or_create(user=rep)
+        if available and not row.available:
+            level = Rep.objects.filter(available=True).exclude(pk=row.pk).order_by("passed").first()
+            row.passed = max(row.passed, level.passed if level else 0)
+        row.available = available
+        row.save(update_fields=["available", "passed"])
+    return row
+
+
+def _pool(rules: list[RoutingRule], contact: Contact) -> set[int] | None:
+    """The rep ids of the first rule the contact matches; None (everyone) when no rule does."""
+    size = contact.company.size if contact.company else None
+    for rule in rules:
+        if rule.channel and rule.channel.lower() != contact.channel.lower():
+            continue
+        if rule.country and rule.country.lower() != (contact.country or "").lower():
+            continue
+        if rule.min_size is not None and (size is None or size < rule.min_size):
+            continue
+        if rule.max_size is not None and (size is None or size > rule.max_size):
+            continue
+        if rule.grade and rule.grade != contact.grade:
+            continue
+        return {r.pk for r in rule.reps.all()}
+    return None
+
+
+def route(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Offer each unrouted waiting entry to the next eligible rep of its pool — active, in sales, available,
+    holding fewer than ``limit`` claims and offers — by weighted round robin (stride scheduling: the least
+    offers per weight, then the least recently assigned). No eligible rep: the entry stays in the open queue.
+
+    One routing decision at a time (an advisory lock), each entry decided once (routed_at). Returns the
+    number of offers made. Safe to run twice; the minute sweep runs it too, for entries whose task was lost.
+    """
+    now = now or timezone.now()
+    limit = settings.HANDOFF_CLAIM_LIMIT if limit is None else limit
+    desk = Desk.get()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTE_LOCK])
+        unrouted = QueueEntry.objects.filter(status=Status.WAITING, routed_at=None)
+        if desk.mode != Desk.Mode.ROUND_ROBIN:
+            unrouted.update(routed_at=now)
+            return 0
+        entries = list(
+            unrouted.select_related("contact", "contact__company")
+            .order_by("-score", "entered_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+        )
+        if not entries:
+            return 0
+        rules = list(RoutingRule.objects.prefetch_related("reps"))
+        reps = {
+            r.pk: r
+            for r in Rep.objects.select_for_update().filter(
+                available=True, user__is_active=True, user__groups__name=SALES
+            )
+        }
+        load = dict.fromkeys(reps, 0)
+        for owner, offered in QueueEntry.objects.filter(
+            Q(owner__in=reps, status__in=HOLDING) | Q(offered_to__in=reps, status=Status.WAITING, offer_expires_at__gt=now)
+        ).values_list("owner", "offered_to"):
+            load[owner if owner in load else offered] += 1
+        offers = 0
+        for entry in entries:
+            pool = _pool(rules, entry.contact)
+            eligible = [r for r in reps.values() if load[r.pk] < limit and (pool is None or r.pk in pool)]
+            entry.routed_at = now
+            if eligible:
+                chosen = min(eligible, key=lambda r: (r.passed, r.last_assigned_at or EPOCH, r.pk))
+                chosen.passed += 1 / max(chosen.weight, 1)
+                chosen.last_assigned_at = now
+                load[chosen.pk] += 1
+                entry.offered_to_id = chosen.pk
+                entry.offer_expires_at = now + timedelta(minutes=desk.offer_minutes)
+                offers += 1
+        QueueEntry.objects.bulk_update(entries, ["routed_at", "offered_to", "offer_expires_at"])
+        Rep.objects.bulk_update(reps.values(), ["passed", "last_assigned_at"])
+    return offers
 
 
 def _transition(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...], to: str, **fields) -> QueueEntry:
@@ -257,9 +409,13 @@ def won(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
     return entry
 
 
-def lost(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
+def lost(*, entry_id: int, rep: AbstractBaseUser, reason: str) -> QueueEntry:
+    if reason not in QueueEntry.LostReason.values:
+        raise HandoffRefused("Choose why the opportunity was lost.")
     with transaction.atomic():
-        entry = _transition(entry_id, rep, (Status.ACCEPTED,), Status.LOST, closed_at=timezone.now())
+        entry = _transition(
+            entry_id, rep, (Status.ACCEPTED,), Status.LOST, closed_at=timezone.now(), lost_reason=reason
+        )
         _move(entry, rep, Stage.DISQUALIFIED, Stage.OPPORTUNITY, "lost")
     return entry
 
@@ -283,11 +439,13 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
             )
             INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
             SELECT id, 'unclaimed', %(now)s, NULL FROM overdue
-            RETURNING entry_id
+            RETURNING entry_id, id
             """,
             {"now": now},
         )
-        breached = {row[0]: "unclaimed" for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+        breached = {row[0]: "unclaimed" for row in rows}
+        breach_ids = [row[1] for row in rows]
         unclaimed = len(breached)
         cursor.execute(
             """
@@ -307,11 +465,17 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
             )
             INSERT INTO handoff_slabreach (entry_id, kind, at, owner_id)
             SELECT id, 'first_touch', %(now)s, owner_id FROM returned
-            RETURNING entry_id
+            RETURNING entry_id, id
             """,
             {"now": now},
         )
-        late = {row[0]: "first_touch" for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+        late = {row[0]: "first_touch" for row in rows}
+        breach_ids += [row[1] for row in rows]
+        # Offers not taken in time open to everyone.
+        QueueEntry.objects.filter(status=Status.WAITING, offer_expires_at__lte=now).update(
+            offered_to=None, offer_expires_at=None
+        )
         returned = len(late)
         kinds = breached | late
         _tell_the_hooks(
@@ -319,7 +483,36 @@ def enforce_sla(*, now: datetime | None = None) -> tuple[int, int]:
             list(kinds),
             {pk: {"breach": {"kind": kind, "at": iso(now)}} for pk, kind in kinds.items()},
         )
+        if breach_ids:
+            transaction.on_commit(partial(send_soon, TELL_BREACHES_TASK, [breach_ids], what="the SLA breach emails"))
     return unclaimed, returned
+
+
+def tell_breaches(*, breach_ids: list[int]) -> int:
+    """Email each breach to whom it concerns, with a link to the lead: a missed first touch to the rep who
+    held it, an SQL left unclaimed to marketing. Returns emails sent; raises what the mail server raises."""
+    marketing = list(
+        get_user_model()
+        .objects.filter(groups__name=MARKETING, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    messages = []
+    for breach in SlaBreach.objects.filter(pk__in=breach_ids).select_related("entry__contact", "owner"):
+        contact = breach.entry.contact
+        who = contact.full_name or contact.email
+        link = settings.BASE_URL.rstrip("/") + reverse("contact_detail", args=[contact.pk])
+        if breach.kind == SlaBreach.Kind.FIRST_TOUCH:
+            to = [breach.owner.email] if breach.owner and breach.owner.email else []
+            subject = f"SLA missed: {who} went back to the queue"
+            body = f"No first touch was logged for {who} within its SLA, so it went back to the queue, flagged.\n"
+        else:
+            to = marketing
+            subject = f"SLA missed: {who} is waiting unclaimed"
+            body = f"{who} (score {breach.entry.score}) has waited for a rep past its SLA and is still unclaimed.\n"
+        if to:
+            messages.append((subject, f"{body}\n{link}\n", settings.DEFAULT_FROM_EMAIL, to))
+    return send_mass_mail(messages, fail_silently=False) if messages else 0
 
 
 def release(*, rep: AbstractBaseUser, now: datetime | None = None) -> int:

@@ -42,16 +42,19 @@ def test_marketing_sees_the_queue_without_claim_buttons(client, marketer_mia, en
     assert "My leads" not in page
 
 
-def test_a_claim_over_htmx_answers_with_the_board_and_the_lead_in_my_leads(client, rep_sam, entry):
+def test_a_claim_over_htmx_answers_with_what_changed_not_the_board(client, rep_sam, entry):
+    others = [sql_entry() for _ in range(3)]
     client.force_login(rep_sam)
 
     response = client.post(f"/queue/{entry.pk}/claim", **HTMX)
 
     assert response["HX-Trigger"] == "queue-changed"
     html = response.content.decode()
-    assert f'id="mine-{entry.pk}"' in html
-    assert f'id="entry-{entry.pk}"' not in html
-    assert "<html" not in html  # the partial, not the page
+    assert f'id="mine-{entry.pk}"' in html and 'id="mine" hx-swap-oob="true"' in html  # "My leads", swapped in
+    assert f'<tr id="entry-{entry.pk}" hx-swap-oob="delete">' in html  # the row leaves the waiting list
+    assert '<span id="waiting-count" hx-swap-oob="true">3</span>' in html
+    assert not any(f"entry-{e.pk}" in html for e in others)  # not the waiting list again
+    assert "<html" not in html  # a fragment, not the page
 
 
 def test_a_lost_race_answers_with_who_has_it(client, rep_sam, rep_ria, entry):

@@ -97,7 +97,7 @@ def test_won_and_lost_close_an_opportunity(db, rep_sam):
         services.accept(entry_id=e.pk, rep=rep_sam)
 
     services.won(entry_id=winner.pk, rep=rep_sam)
-    services.lost(entry_id=loser.pk, rep=rep_sam)
+    services.lost(entry_id=loser.pk, rep=rep_sam, reason="competitor")
 
     assert Contact.objects.get(pk=winner.contact_id).stage == Stage.CUSTOMER
     assert Contact.objects.get(pk=loser.contact_id).stage == Stage.DISQUALIFIED
