@@ -24,7 +24,9 @@ def _reps():
         .objects.filter(groups__name=SALES, is_active=True)
         .annotate(
             open_load=Count("queue_entries", filter=Q(queue_entries__status__in=HOLDING), distinct=True),
-            offered=Count("offers", filter=Q(offers__status="waiting", offers__offer_expires_at__gt=now), distinct=True),
+            offered=Count(
+                "offers", filter=Q(offers__status="waiting", offers__offer_expires_at__gt=now), distinct=True
+            ),
         )
         .order_by("first_name", "email")
     )
@@ -46,7 +48,9 @@ def desk(request: HttpRequest) -> HttpResponse:
         elif action == "weight":
             form = WeightForm(request.POST)
             if form.is_valid() and get_user_model().objects.filter(pk=form.cleaned_data["rep"], groups__name=SALES):
-                Rep.objects.update_or_create(user_id=form.cleaned_data["rep"], defaults={"weight": form.cleaned_data["weight"]})
+                Rep.objects.update_or_create(
+                    user_id=form.cleaned_data["rep"], defaults={"weight": form.cleaned_data["weight"]}
+                )
                 messages.success(request, "Weight saved.")
                 return redirect("desk")
             messages.error(request, "A weight is a whole number from 1 to 100, for a sales rep.")

@@ -23,7 +23,8 @@ class PageForm(forms.Form):
 
 class TouchForm(forms.Form):
     kind = forms.ChoiceField(
-        choices=QueueEntry.Touch.choices, error_messages={"required": "Say how you reached them: call, email or meeting."}
+        choices=QueueEntry.Touch.choices,
+        error_messages={"required": "Say how you reached them: call, email or meeting."},
     )
     note = forms.CharField(max_length=2000, required=False)
 

@@ -325,7 +325,8 @@ def route(*, now: datetime | None = None, limit: int | None = None) -> int:
         }
         load = dict.fromkeys(reps, 0)
         for owner, offered in QueueEntry.objects.filter(
-            Q(owner__in=reps, status__in=HOLDING) | Q(offered_to__in=reps, status=Status.WAITING, offer_expires_at__gt=now)
+            Q(owner__in=reps, status__in=HOLDING)
+            | Q(offered_to__in=reps, status=Status.WAITING, offer_expires_at__gt=now)
         ).values_list("owner", "offered_to"):
             load[owner if owner in load else offered] += 1
         offers = 0

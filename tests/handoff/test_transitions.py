@@ -111,7 +111,7 @@ def test_won_and_lost_close_an_opportunity(db, rep_sam):
         (services.accept, {}, "needs it to be claimed or first touch logged"),
         (services.reject, {"reason": "bad_fit"}, "needs it to be claimed"),
         (services.won, {}, "needs it to be accepted"),
-        (services.lost, {}, "needs it to be accepted"),
+        (services.lost, {"reason": "price"}, "needs it to be accepted"),
     ],
 )
 def test_actions_on_an_unclaimed_entry_are_refused_and_change_nothing(entry, rep_sam, action, kwargs, message):
