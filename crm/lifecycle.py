@@ -37,7 +37,13 @@ class Actor:
 
 
 def move(
-    *, contact_id: int, to: Stage | str, by: Actor, reason: str = "", expect: Stage | str | None = None
+    *,
+    contact_id: int,
+    to: Stage | str,
+    by: Actor,
+    reason: str = "",
+    expect: Stage | str | None = None,
+    hold: bool = False,
 ) -> StageChange:
     """Move a contact to stage ``to`` and record the move with the contact's current score.
 
@@ -45,6 +51,7 @@ def move(
     queues the ``contact.stage_changed`` webhook in it.
     With ``expect``, refuses unless the contact is in that stage when locked, so two racing moves
     cannot both apply. Refuses a move to the stage the contact is already in. Returns the history row.
+    ``hold`` (a marketer's move between lead and mql) keeps scoring from moving it back between the two.
     """
     to = Stage(to)
     with transaction.atomic():
@@ -65,7 +72,7 @@ def move(
             since=StageChange.objects.filter(contact_id=contact.pk).aggregate(last=Max("at"))["last"]
             or contact.created_at,
         )
-        Contact.objects.filter(pk=contact.pk).update(stage=to, updated_at=change.at)
+        Contact.objects.filter(pk=contact.pk).update(stage=to, stage_held=hold, updated_at=change.at)
         webhooks.emit(type=STAGE_CHANGED, items=[(contact.pk, {"change": _change_json(change)})], at=change.at)
     return change
 
@@ -108,7 +115,7 @@ def move_many(*, moves: list[Move], by: Actor) -> list[Move]:
                     AS m(id, from_stage, to_stage, reason, score) ORDER BY id
             ),
             moved AS (
-                UPDATE crm_contact c SET stage = m.to_stage, updated_at = %s
+                UPDATE crm_contact c SET stage = m.to_stage, stage_held = false, updated_at = %s
                 FROM m WHERE c.id = m.id AND c.stage = m.from_stage
                 RETURNING m.*, c.created_at
             )

@@ -80,6 +80,9 @@ class Contact(models.Model):
     fit_score = models.FloatField(default=0, db_default=0)
     engagement_score = models.FloatField(default=0, db_default=0)
     grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C, db_default=Grade.C)
+    stage_held = models.BooleanField(
+        default=False, db_default=False, help_text="Put in lead or mql by a marketer: scoring leaves it there"
+    )
     trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY, db_default=Trend.STEADY)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"

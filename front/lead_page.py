@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -49,6 +49,15 @@ def describe(event_type: str, properties: dict[str, Any]) -> str:
             return "Email bounced"
         case "identify":
             return "Identified on the website"
+        case "score_adjustment":
+            points = properties.get("points") or 0
+            expires = properties.get("expires")
+            until = (
+                f" (until {timezone.localtime(datetime.fromtimestamp(expires, UTC)) - timedelta(days=1):%Y-%m-%d})"
+                if isinstance(expires, int | float) and not isinstance(expires, bool)
+                else ""
+            )
+            return f"Score adjusted {points:+g} by {get('by') or 'someone'}: {get('reason')}{until}"
     return event_type.replace("_", " ").capitalize()
 
 
@@ -126,7 +135,13 @@ def notes(contact: Contact) -> list:
 
 
 def context(
-    contact: Contact, *, user, profile_form: ProfileForm | None = None, note_form: NoteForm | None = None
+    contact: Contact,
+    *,
+    user,
+    profile_form: ProfileForm | None = None,
+    note_form: NoteForm | None = None,
+    adjust_form: AdjustForm | None = None,
+    stage_form: StageForm | None = None,
 ) -> dict[str, Any]:
     """Everything the whole lead page shows, for ``user``'s roles."""
     roles = roles_of(user)
@@ -134,14 +149,20 @@ def context(
     history_points = list(contact.score_history.order_by("-at").values_list("at", "score")[:500])[::-1]
     mql, sql = CriteriaVersion.objects.values_list("mql_threshold", "sql_threshold").get(status="active")
     history = list(contact.stage_changes.order_by("-at", "-id"))
+    entries = list(
+        contact.queue_entries.select_related("owner").prefetch_related("sla_breaches").order_by("-entered_at")[:20]
+    )
     return {
         "contact": contact,
         "can_edit": can_edit,
         "can_hand_over": can_edit and contact.stage in (Stage.LEAD, Stage.MQL),
         "can_reopen": ADMIN in roles and contact.stage == Stage.DISQUALIFIED,
+        "adjust_form": adjust_form or AdjustForm(),
+        "stage_form": stage_form or StageForm(),
         "profile_form": profile_form,
         "history": history,
-        "entry": contact.queue_entries.select_related("owner").order_by("-entered_at").first(),
+        "entry": entries[0] if entries else None,
+        "entries": entries,
         "events": timeline(contact, before=None),
         "chart": chart(
             history_points,
@@ -153,3 +174,41 @@ def context(
         "notes": notes(contact),
         "note_form": note_form or NoteForm(),
     }
+
+
+class AdjustForm(forms.Form):
+    points = forms.IntegerField(
+        min_value=-100, max_value=100, help_text="From −100 to 100; negative lowers the score", label="Points"
+    )
+    reason = forms.CharField(max_length=500, label="Why")
+    expires_on = forms.DateField(
+        required=False,
+        label="Until",
+        help_text="Optional: it stops counting after this day",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def clean_points(self) -> int:
+        if self.cleaned_data["points"] == 0:
+            raise forms.ValidationError("An adjustment of 0 points changes nothing.")
+        return self.cleaned_data["points"]
+
+    def clean_expires_on(self):
+        day = self.cleaned_data["expires_on"]
+        if day is not None and day < timezone.localdate():
+            raise forms.ValidationError("That day has passed.")
+        if day is not None and day > timezone.localdate() + timedelta(days=5 * 366):
+            raise forms.ValidationError("At most five years ahead.")
+        return day
+
+    def expires_at(self) -> datetime | None:
+        """The end of the chosen day, in the product's time zone."""
+        day = self.cleaned_data["expires_on"]
+        if day is None:
+            return None
+        return datetime.combine(day + timedelta(days=1), datetime.min.time(), timezone.get_current_timezone())
+
+
+class StageForm(forms.Form):
+    to = forms.ChoiceField(choices=[(Stage.LEAD, "Lead"), (Stage.MQL, "MQL")])
+    reason = forms.CharField(max_length=500, label="Why")

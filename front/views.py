@@ -17,6 +17,7 @@ from front import lead_page, leadlist
 from front.forms import HandOverForm, ReopenForm, TimelineQuery
 from handoff import services as handoff
 from leads.forms import requested_forms
+from scoring import adjustments
 from scoring import services as scoring
 
 HOME_OF_ROLE = {ADMIN: "contact_list", MARKETING: "contact_list", SALES: "queue"}
@@ -204,3 +205,45 @@ def contact_reopen(request: HttpRequest, contact_id: int) -> HttpResponse:
         return _back_to_the_lead(request, contact.pk, "", str(e))
     scoring.rescore_stale(contact_ids=[contact.pk])
     return _back_to_the_lead(request, contact.pk, "Re-opened: the contact is a lead again.")
+
+
+@require_POST
+@role_required(MARKETING, ADMIN)
+def contact_adjust(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """A manual score adjustment, rescored at once; an invalid one shows the page again with its errors."""
+    contact = _contact(contact_id)
+    form = lead_page.AdjustForm(request.POST)
+    if not form.is_valid():
+        context = lead_page.context(contact, user=request.user, adjust_form=form)
+        return render(request, "front/contact_detail.html", context, status=400)
+    adjustments.adjust(
+        contact_id=contact.pk,
+        points=form.cleaned_data["points"],
+        reason=form.cleaned_data["reason"].strip(),
+        expires_at=form.expires_at(),
+        by=request.user,
+    )
+    return _back_to_the_lead(request, contact.pk, f"Score adjusted by {form.cleaned_data['points']:+d}.")
+
+
+@require_POST
+@role_required(MARKETING, ADMIN)
+def contact_stage(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """Marketing moves a lead to MQL or an MQL back to lead, for a reason; scoring then leaves it there."""
+    contact = _contact(contact_id)
+    form = lead_page.StageForm(request.POST)
+    if not form.is_valid():
+        return _back_to_the_lead(request, contact.pk, "", "Say why you move it (the reason is kept).")
+    to = Stage(form.cleaned_data["to"])
+    try:
+        lifecycle.move(
+            contact_id=contact.pk,
+            to=to,
+            by=Actor.of(request.user),
+            reason=f"Moved by hand: {form.cleaned_data['reason'].strip()}",
+            expect=Stage.MQL if to == Stage.LEAD else Stage.LEAD,
+            hold=True,
+        )
+    except lifecycle.StageMoveRefused as e:
+        return _back_to_the_lead(request, contact.pk, "", str(e))
+    return _back_to_the_lead(request, contact.pk, f"Moved to {to.label}.")

@@ -125,6 +125,10 @@ class Form(models.Model):
         return self.name or self.slug
 
 
+# Baton's own event type: a manual score adjustment (scoring.adjustments). No client may send one.
+ADJUSTMENT = "score_adjustment"
+
+
 class Event(models.Model):
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     client_id = models.CharField(max_length=128, help_text="The sender's id; a repeat is a duplicate")

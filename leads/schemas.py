@@ -12,6 +12,8 @@ from django.utils import timezone
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from leads.models import ADJUSTMENT
+
 MAX_EVENTS = 1000
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_PROPERTIES_DEPTH = 32
@@ -141,6 +143,8 @@ class EventIn(BaseModel):
             form = self.properties.get("form")
             if not isinstance(form, str) or not FORM_SLUG.match(form):
                 found.append(("properties.form", "form_submit needs properties.form, a form slug such as 'demo'"))
+        if self.type == ADJUSTMENT:
+            found.append(("type", "score_adjustment is Baton's own (manual adjustments on the lead page)"))
         if self.type == "identify" and (self.email is None or self.visitor_id is None):
             found.append(("email", "identify needs both email and visitor_id"))
         return found

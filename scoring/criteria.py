@@ -13,6 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from crm.errors import DomainError
+from leads.models import ADJUSTMENT
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import CHUNK, criteria_of, full_rescore_running, queue_run, start_full_rescore
@@ -55,6 +56,8 @@ def behaviour_problems(rule: BehaviourRule) -> list[str]:
     found = []
     if not rule.name.strip() or not EVENT_TYPE.match(rule.event_type or ""):
         found.append(f"Behaviour rule “{name}” needs a name and an event type such as page_view.")
+    if rule.event_type == ADJUSTMENT:
+        found.append(f"Behaviour rule “{name}”: manual adjustments count by themselves; choose another event type.")
     if rule.property_key and (rule.operator not in BehaviourRule.Operator.values or not rule.values):
         found.append(f"Behaviour rule “{name}”: a property condition needs an operator and a value.")
     if rule.cap is not None and rule.cap <= 0:
@@ -151,9 +154,9 @@ def preview(version: CriteriaVersion) -> Preview:
             cursor.execute("SELECT id, stage, grade FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
             today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
-            for pk, stage, score, promotion, intent, grade in cursor.fetchall():
+            for pk, stage, score, promotion, intent, grade, held in cursor.fetchall():
                 move = automatic_move(
-                    stage=stage, score=score, promotion_score=promotion, has_intent=intent, criteria=criteria
+                    stage=stage, score=score, promotion_score=promotion, has_intent=intent, criteria=criteria, held=held
                 )
                 after = move[0].value if move else stage
                 result.stages[after] += 1

@@ -4,6 +4,9 @@ A behaviour rule's share of a contact's engagement is ``min(cap, Σ points × 0.
 over the events it matches (decay first, then the cap; a negative rule's cap bounds its magnitude).
 Engagement is the sum of the shares, fit the sum of the matching fit rules' points, the score their
 sum rounded. Shares are rounded to cents first, so the breakdown always adds up to the score.
+
+Manual adjustments are events of their own type, scored by a built-in rule: their points as given (no decay,
+no cap) until they expire, counted in engagement, shown in the breakdown, never sales intent nor trend.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from leads.models import ADJUSTMENT
+
 INTENT_KINDS = ("demo_request", "contact_request")
+# A manual adjustment (type ADJUSTMENT) holds {"points": n, "expires": epoch seconds or null}.
+ADJUSTMENT_RULE = "Manual adjustment"
 TREND_WINDOW = timedelta(days=14)
 NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 # Fit rule fields: contact columns, company columns, and derived ones. ``profile.<key>`` reads the profile.
@@ -147,6 +154,20 @@ class Scored:
     has_intent: bool
 
 
+def adjustment_points(properties: dict[str, Any], now: datetime) -> float | None:
+    """An adjustment's points while it counts; None once it expired (or when it holds no number)."""
+    points, expires = properties.get("points"), properties.get("expires")
+    if not _is_number(points):
+        return None
+    if _is_number(expires) and expires <= now.timestamp():
+        return None
+    return float(points)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def trend_of(recent: float, prior: float) -> str:
     """Engagement earned in the last 14 days against the 14 before (points before decay)."""
     margin = max(2.0, 0.25 * abs(prior))
@@ -164,11 +185,18 @@ def score(
     sums = [0.0] * len(criteria.behaviour)
     fresh = [0.0] * len(criteria.behaviour)
     counts = [0] * len(criteria.behaviour)
-    recent = prior = 0.0
+    recent = prior = manual = manual_fresh = 0.0
+    manual_n = 0
     has_intent = False
     for event in events:
         age = now - event.occurred_at
         is_fresh = recycled_at is None or event.occurred_at > recycled_at
+        if event.type == ADJUSTMENT:
+            points = adjustment_points(event.properties, now)
+            if points is not None:
+                manual, manual_n = manual + points, manual_n + 1
+                manual_fresh += points if is_fresh else 0.0
+            continue
         factor = criteria.decay(age.total_seconds() / 86400)
         for i, rule in enumerate(criteria.behaviour):
             if rule.matches(event):
@@ -190,12 +218,17 @@ def score(
     fresh_shares = [rule.share(s) for rule, s in zip(criteria.behaviour, fresh, strict=True)]
     matched_fit = [rule for rule in criteria.fit if rule.matches(profile)]
     fit = sum(rule.points for rule in matched_fit)
-    engagement = cents(sum(shares))
-    breakdown = [
-        {"rule": rule.name, "kind": "behaviour", "events": n, "points": share}
-        for rule, n, share in zip(criteria.behaviour, counts, shares, strict=True)
-        if n
-    ] + [{"rule": rule.name, "kind": "fit", "events": None, "points": rule.points} for rule in matched_fit]
+    manual = cents(manual)
+    engagement = cents(sum(shares) + manual)
+    breakdown = (
+        [
+            {"rule": rule.name, "kind": "behaviour", "events": n, "points": share}
+            for rule, n, share in zip(criteria.behaviour, counts, shares, strict=True)
+            if n
+        ]
+        + ([{"rule": ADJUSTMENT_RULE, "kind": "manual", "events": manual_n, "points": manual}] if manual_n else [])
+        + [{"rule": rule.name, "kind": "fit", "events": None, "points": rule.points} for rule in matched_fit]
+    )
     return Scored(
         fit=fit,
         engagement=engagement,
@@ -203,6 +236,6 @@ def score(
         grade=criteria.grade(fit),
         trend=trend_of(recent, prior),
         breakdown=breakdown,
-        promotion_score=whole(fit + cents(sum(fresh_shares))),
+        promotion_score=whole(fit + cents(sum(fresh_shares) + cents(manual_fresh))),
         has_intent=has_intent,
     )

@@ -111,7 +111,7 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql
         cursor.execute(text, params | target | {"now": now})
         rows = cursor.fetchall()
         moves = []
-        for contact_id, stage, score, promotion_score, has_intent, _grade in rows:
+        for contact_id, stage, score, promotion_score, has_intent, _grade, held in rows:
             decision = automatic_move(
                 stage=stage,
                 score=score,
@@ -119,6 +119,7 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql
                 has_intent=has_intent,
                 criteria=criteria,
                 hold_sql=hold_sql,
+                held=held,
             )
             if decision is not None:
                 moves.append(Move(contact_id, stage, decision[0], decision[1], score))

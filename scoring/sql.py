@@ -11,11 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.engine import COMPANY_FIELDS, CONTACT_FIELDS, INTENT_KINDS, Behaviour, Criteria, Fit
+from scoring.engine import (
+    ADJUSTMENT,
+    ADJUSTMENT_RULE,
+    COMPANY_FIELDS,
+    CONTACT_FIELDS,
+    INTENT_KINDS,
+    Behaviour,
+    Criteria,
+    Fit,
+)
 from scoring.engine import NUMBER as NUMBER_RE
 
 CENTS = "(floor(({x}) * 100 + 0.5) / 100)"
 NUMBER = r"'^-?[0-9]+(\.[0-9]+)?$'"
+# A manual adjustment's points while it counts (engine.adjustment_points), else NULL.
+MANUAL = f"""CASE WHEN e.type = '{ADJUSTMENT}' AND jsonb_typeof(e.properties -> 'points') = 'number'
+    AND (jsonb_typeof(e.properties -> 'expires') IS DISTINCT FROM 'number'
+         OR (e.properties ->> 'expires')::float8 > date_part('epoch', %(now)s))
+    THEN (e.properties ->> 'points')::float8 END"""
 
 
 def _cents(x: str) -> str:
@@ -116,6 +130,7 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
         "half_life": float(criteria.half_life_days),
         "intent_days": criteria.intent_days,
         "intent_kinds": list(INTENT_KINDS),
+        "manual_rule": ADJUSTMENT_RULE,
     }
     behaviour = list(criteria.behaviour)
     matches = [_behaviour_match(rule, i, params) for i, rule in enumerate(behaviour)]
@@ -141,21 +156,28 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
     for i, rule in enumerate(behaviour):
         params[f"b{i}_name"] = rule.name
     fit = " + ".join(f"CASE WHEN {m} THEN %(f{j}_points)s::float8 ELSE 0 END" for j, m in enumerate(fit_matches))
-    entries = [
-        f"CASE WHEN s.n{i} > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
-        f"'behaviour', 'events', s.n{i}, 'points', s.sh{i}) END"
-        for i in range(len(behaviour))
-    ] + [
-        f"CASE WHEN s.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
-        f"'points', %(f{j}_points)s::float8) END"
-        for j in range(len(criteria.fit))
-    ]
+    entries = (
+        [
+            f"CASE WHEN s.n{i} > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
+            f"'behaviour', 'events', s.n{i}, 'points', s.sh{i}) END"
+            for i in range(len(behaviour))
+        ]
+        + [
+            "CASE WHEN s.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
+            f"'events', s.manual_n, 'points', {_cents('s.manual')}) END"
+        ]
+        + [
+            f"CASE WHEN s.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
+            f"'points', %(f{j}_points)s::float8) END"
+            for j in range(len(criteria.fit))
+        ]
+    )
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
     # The same bound on the events, so the planner reads just these contacts' events by index.
     event_target = target.replace("c.id", "e.contact_id")
     sql = f"""
 WITH target AS (
-    SELECT c.id, c.email, c.stage, c.score AS old_score, c.recycled_at, c.profile,
+    SELECT c.id, c.email, c.stage, c.stage_held, c.score AS old_score, c.recycled_at, c.profile,
         {", ".join(f"c.{name}" for name in CONTACT_FIELDS)}, co.size AS company_size, co.industry,
         a.last_event_at
     FROM crm_contact c
@@ -165,7 +187,7 @@ WITH target AS (
 ),
 matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER would re-evaluate decay and rules
     SELECT e.contact_id, {decay} AS d, (t.recycled_at IS NULL OR e.occurred_at > t.recycled_at) AS fresh,
-        %(now)s - e.occurred_at AS age, e.type, e.form_kind,
+        %(now)s - e.occurred_at AS age, e.type, e.form_kind, {MANUAL} AS manual,
         {", ".join(f"{m} AS m{i}" for i, m in enumerate(matches)) or "true AS m"}
     FROM target t
     JOIN LATERAL (
@@ -180,20 +202,24 @@ ev AS (
         coalesce(sum({undecayed or "0"}) FILTER (WHERE age >= interval '14 days' AND age < interval '28 days'), 0)
             AS prior,
         coalesce(bool_or(type = 'form_submit' AND form_kind = ANY(%(intent_kinds)s::text[]) AND fresh
-            AND age <= make_interval(days => %(intent_days)s)), false) AS intent
+            AND age <= make_interval(days => %(intent_days)s)), false) AS intent,
+        sum(manual) AS manual, count(manual) AS manual_n, sum(manual) FILTER (WHERE fresh) AS manual_fresh
     FROM matched GROUP BY contact_id
 ),
 shares AS (
-    SELECT t.id, t.stage, t.old_score, t.last_event_at, ev.recent, ev.prior, coalesce(ev.intent, false) AS intent,
+    SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, ev.recent, ev.prior,
+        coalesce(ev.intent, false) AS intent,
         {", ".join(f"{s} AS sh{i}, coalesce(ev.n{i}, 0) AS n{i}" for i, s in enumerate(shares)) or "0 AS sh"},
-        {_cents(" + ".join(fresh_shares) or "0")} AS fresh_engagement,
+        coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_n, 0) AS manual_n,
+        {_cents(f"({' + '.join(fresh_shares) or '0'}) + {_cents('coalesce(ev.manual_fresh, 0)')}")} AS fresh_engagement,
         {", ".join(f"{m} AS fm{j}" for j, m in enumerate(fit_matches)) or "false AS fm"},
         ({fit or "0"})::float8 AS fit
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
 ),
 computed AS (
-    SELECT s.id, s.stage, s.old_score, s.last_event_at, s.intent, s.fit,
-        {_cents(" + ".join(f"s.sh{i}" for i in range(len(behaviour))) or "0")} AS engagement,
+    SELECT s.id, s.stage, s.stage_held, s.old_score, s.last_event_at, s.intent, s.fit,
+        {_cents(f"({' + '.join(f's.sh{i}' for i in range(len(behaviour))) or '0'}) + {_cents('s.manual')}")}
+            AS engagement,
         floor(s.fit + s.fresh_engagement + 0.5)::int AS promotion_score,
         CASE WHEN s.fit >= %(grade_a)s THEN 'A' WHEN s.fit >= %(grade_b)s THEN 'B'
              WHEN s.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
@@ -209,6 +235,6 @@ scored AS (
     SELECT x.*, floor(x.fit + x.engagement + 0.5)::int AS score FROM computed x
 ){{WRITES}}"""
     sql = sql.replace("{WRITES}", WRITES_TEMPLATE.format(target=target) if write else "")
-    sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade FROM scored x"
+    sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
     params |= {"grade_a": criteria.grade_a, "grade_b": criteria.grade_b, "grade_c": criteria.grade_c}
     return sql, params

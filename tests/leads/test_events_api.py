@@ -110,6 +110,7 @@ def test_occurred_at_defaults_to_receipt_and_keeps_the_offset_given(send):
         ),
         ({"id": "1", "type": "page_view", "email": "a@example.com", "emial": "typo@example.com"}, "emial"),
         ({"id": "1\x00", "type": "page_view", "email": "a@example.com"}, "id"),
+        ({"id": "1", "type": "score_adjustment", "email": "a@example.com", "properties": {"points": 99}}, "type"),
         ({"id": "1", "type": "page_view", "email": "a@example.com", "properties": {"t": "a\x00b"}}, "properties"),
     ],
 )

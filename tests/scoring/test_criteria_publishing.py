@@ -74,12 +74,14 @@ def test_invalid_rules_are_named(db):
     draft = criteria.draft()
     draft.fit_rules.create(name="Shoe size", field="shoe_size", operator="gte", values=["x"], points=5)
     draft.behaviour_rules.create(name="", event_type="Page View", points=1)
+    draft.behaviour_rules.create(name="Sneaky", event_type="score_adjustment", points=50)
 
     found = " ".join(criteria.problems(draft))
 
     assert "unknown field “shoe_size”" in found
     assert "≥ and ≤ need a number" in found
     assert "needs a name and an event type" in found
+    assert "“Sneaky”: manual adjustments count by themselves" in found
 
 
 def test_a_higher_mql_threshold_moves_contacts_out_and_republishing_moves_them_back(mqls, admin_ada):

@@ -15,6 +15,7 @@ from tests.scoring.conftest import NOW, company
 
 _n = itertools.count()
 TYPES = ["page_view", "email_open", "form_submit", "email_unsubscribe"]
+EVENT_TYPES = [*TYPES, engine.ADJUSTMENT]  # manual adjustments too, which no rule may name
 PATHS = ["/", "/pricing", "/Product/tour", "/blog"]
 FORMS = ["demo", "ebook", "webinar", "newsletter", "unknown-form"]
 words = st.sampled_from(["pricing", "/pricing", "/product", "blog", "demo_request", "content", "head", "vp", "50"])
@@ -46,7 +47,15 @@ criteria = st.builds(
     half_life_days=st.sampled_from([0, 7, 30, 90.5]),
 )
 events = st.lists(
-    st.tuples(st.sampled_from(TYPES), st.floats(0, 70), st.sampled_from(PATHS), st.sampled_from(FORMS)), max_size=25
+    st.tuples(
+        st.sampled_from(EVENT_TYPES),
+        st.floats(0, 70),
+        st.sampled_from(PATHS),
+        st.sampled_from(FORMS),
+        st.integers(-20, 20),  # an adjustment's points
+        st.sampled_from([None, -3, 3]),  # and its expiry, in days from now (past, future, none)
+    ),
+    max_size=25,
 )
 profiles = st.fixed_dictionaries(
     {
@@ -74,8 +83,10 @@ def test_sql_and_python_agree(db, criteria, events, profile, recycled):
         recycled_at=NOW - timedelta(days=recycled) if recycled is not None else None,
     )
     facts = []
-    for type_, days, path, form in events:
+    for type_, days, path, form, points, expires in events:
         properties = {"form": form} if type_ == "form_submit" else {"path": path}
+        if type_ == engine.ADJUSTMENT:
+            properties = {"points": points, "expires": (NOW + timedelta(days=expires)).timestamp() if expires else None}
         occurred = NOW - timedelta(days=days)
         Event.objects.create(
             source=source,
