@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from crm.roles import SALES
 from handoff.models import Desk, QueueEntry, RoutingRule
@@ -54,7 +54,7 @@ class DeskForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["offer_minutes"].validators.append(MaxValueValidator(24 * 60))
+        self.fields["offer_minutes"].validators += [MinValueValidator(1), MaxValueValidator(24 * 60)]
         self.fields["offer_minutes"].widget.attrs |= {"min": 1, "max": 24 * 60}
         hours = self.instance.hours or {}
         for day, name in enumerate(WEEKDAYS):
