@@ -159,13 +159,21 @@ def tell_sales(*, entry_ids: list[int]) -> int:
     return send_mass_mail(messages, fail_silently=False)
 
 
+def _entry(entry_id: int) -> QueueEntry | None:
+    return QueueEntry.objects.select_related("owner", "offered_to").filter(pk=entry_id).first()
+
+
 def _refusal(entry_id: int, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> HandoffRefused:
-    entry = QueueEntry.objects.select_related("owner").filter(pk=entry_id).first()
+    return _refused(_entry(entry_id), rep, allowed)
+
+
+def _refused(entry: QueueEntry | None, rep: AbstractBaseUser, allowed: tuple[str, ...]) -> HandoffRefused:
+    """Why ``rep`` cannot act on the entry as it is: gone, someone else's, offered to another, another status."""
     if entry is None:
         return HandoffRefused("That queue entry does not exist.")
     if entry.status in (Status.CLAIMED, Status.WORKING, Status.ACCEPTED) and entry.owner_id != rep.pk:
         return HandoffRefused(f"Already claimed by {_name(entry.owner)}.")
-    if entry.status == Status.WAITING and entry.offered_to_id not in (None, rep.pk) and entry.offer_expires_at:
+    if _offered_elsewhere(entry, rep, timezone.now()):
         until = timezone.localtime(entry.offer_expires_at).strftime("%H:%M")
         return HandoffRefused(f"Offered to {_name(entry.offered_to)} until {until}; it opens to everyone then.")
     return HandoffRefused(
@@ -223,12 +231,23 @@ def claim(*, entry_id: int, rep: AbstractBaseUser, limit: int | None = None) -> 
     offered to another rep can be claimed only once the offer has run out.
     """
     now = timezone.now()
+    entry = _entry(entry_id)
+    if entry is None or entry.status != Status.WAITING or _offered_elsewhere(entry, rep, now):
+        raise _refused(entry, rep, (Status.WAITING,))  # at once: most clicks of a rush lose, and need no lock
     with transaction.atomic(), connection.cursor() as cursor:
         _under_the_limit(cursor, rep, limit)
-        minutes = QueueEntry.objects.filter(pk=entry_id).values_list("first_touch_minutes", flat=True).first()
-        if minutes is None or not _take(cursor, entry_id=entry_id, minutes=minutes, rep=rep, now=now):
+        if not _take(cursor, entry_id=entry_id, minutes=entry.first_touch_minutes, rep=rep, now=now):
             raise _refusal(entry_id, rep, (Status.WAITING,))
     return QueueEntry.objects.get(pk=entry_id)
+
+
+def _offered_elsewhere(entry: QueueEntry, rep: AbstractBaseUser, now: datetime) -> bool:
+    return (
+        entry.status == Status.WAITING
+        and entry.offered_to_id not in (None, rep.pk)
+        and entry.offer_expires_at is not None
+        and entry.offer_expires_at > now
+    )
 
 
 def claim_next(*, rep: AbstractBaseUser, limit: int | None = None) -> QueueEntry:

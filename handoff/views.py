@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,6 +18,7 @@ from handoff.models import Desk, QueueEntry, Rep
 
 Status = QueueEntry.Status
 PER_PAGE = 50
+UNREAD = object()  # the desk's calendar, not read yet
 CLOSED = (Status.ACCEPTED, Status.WON, Status.LOST, Status.REJECTED)
 
 
@@ -74,17 +76,16 @@ def _clock(calendar, now, due_at) -> dict | None:
     return {"due": due_at, "working_minutes": minutes, "running": running, "text": text}
 
 
-def _mine(request: HttpRequest, calendar, now) -> dict:
-    mine = list(
-        QueueEntry.objects.filter(owner=request.user, status__in=(Status.CLAIMED, Status.WORKING, Status.ACCEPTED))
-        .select_related("contact", "contact__company")
-        .order_by("claimed_at")
-    )
-    offers = list(
-        QueueEntry.objects.filter(offered_to=request.user, status=Status.WAITING, offer_expires_at__gt=now)
-        .select_related("contact", "contact__company")
-        .order_by("offer_expires_at")
-    )
+def _mine(request: HttpRequest, now, calendar=UNREAD) -> dict:
+    """The rep's claimed, touched and accepted entries, and offers (one query; the calendar only when a
+    first-touch clock runs)."""
+    held = Q(owner=request.user, status__in=(Status.CLAIMED, Status.WORKING, Status.ACCEPTED))
+    offered = Q(offered_to=request.user, status=Status.WAITING, offer_expires_at__gt=now)
+    both = list(QueueEntry.objects.filter(held | offered).select_related("contact", "contact__company"))
+    mine = sorted((e for e in both if e.status != Status.WAITING), key=lambda e: (e.claimed_at, e.pk))
+    offers = sorted((e for e in both if e.status == Status.WAITING), key=lambda e: (e.offer_expires_at, e.pk))
+    if calendar is UNREAD and any(e.status == Status.CLAIMED for e in mine):
+        calendar = services.calendar()
     for e in mine:
         e.clock = _clock(calendar, now, e.first_touch_due_at) if e.status == Status.CLAIMED else None
     return {"mine": mine, "offers": offers}
@@ -106,7 +107,7 @@ def _board(request: HttpRequest, page_number: int = 1) -> dict:
         e.offered_elsewhere = e.offered_to_id not in (None, request.user.pk) and e.offer_expires_at > now
     desk = Desk.get()
     return {
-        **_mine(request, calendar, now),
+        **_mine(request, now, calendar),
         "page": page,
         "waiting_count": page.paginator.count,
         "can_work": bool(roles_of(request.user) & {SALES, ADMIN}),
@@ -137,13 +138,14 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 def _answer(request: HttpRequest, action: str, error: str, gone: list[int]) -> HttpResponse:
-    """What an action changed: "My leads", the counts, the message, and the rows that left the waiting list."""
+    """What an action changed: "My leads" (not after a refused claim, most clicks of a rush: it did not
+    change), the counts, the message, and the rows that left the waiting list."""
     if not request.htmx:
         (messages.error if error else messages.success)(request, error or DONE[action])
         return redirect("queue")
     now = timezone.now()
     context = {
-        **_mine(request, services.calendar(), now),
+        **({"same": True} if error and action == "claim" else _mine(request, now)),
         "waiting_count": unclaimed_count(request),
         "unclaimed_count": unclaimed_count(request),
         "error": error,

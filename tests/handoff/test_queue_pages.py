@@ -130,3 +130,24 @@ def test_the_sla_task_runs_through_the_worker(celery_worker, rep_sam):
     enforce_sla.delay()
 
     wait_for(lambda: SlaBreach.objects.filter(entry_id=entry.pk).exists())
+
+
+def test_the_queue_page_counts_the_waiting_entries_once_for_the_badge_and_the_list(client, rep_sam, db):
+    sql_entry(), sql_entry()
+    client.force_login(rep_sam)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/queue/").content.decode()
+    counts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT COUNT(*)")]
+    assert len(counts) == 1
+    assert '<span id="waiting-count">2</span>' in page and ">2</span>" in page.split('id="queue-badge"')[1][:400]
+
+
+def test_a_lost_claim_answers_without_my_leads_which_did_not_change(client, rep_sam, rep_ria, entry):
+    client.force_login(rep_sam)
+    client.post(f"/queue/{entry.pk}/claim", **HTMX)
+    client.force_login(rep_ria)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.post(f"/queue/{entry.pk}/claim", **HTMX).content.decode()
+    assert "Already claimed by Sam Seller" in html and 'id="mine"' not in html
+    assert f'<tr id="entry-{entry.pk}" hx-swap-oob="delete">' in html
+    assert len(queries) <= 6  # session, user, roles, the entry, the count (+ a savepoint at most)
