@@ -151,12 +151,20 @@ def running_worker(
         "--without-mingle",
         *(["-Q", queue] if queue else []),
     ]
-    # The tests' webhook receivers listen on this machine.
-    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict), WEBHOOKS_ALLOW_PRIVATE="true")
+    # The tests' webhook receivers listen on this machine; the worker's emails are files a test can read.
+    mail_dir = Path(settings.BASE_DIR) / "var" / "test-mail" / hostname.split("@")[0]
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(connection.settings_dict),
+        WEBHOOKS_ALLOW_PRIVATE="true",
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(mail_dir),
+    )
     if redis_url:
         env["REDIS_URL"] = redis_url
     heartbeats = redis.Redis.from_url(redis_url) if redis_url else get_redis()
     proc = subprocess.Popen(command, cwd=Path(settings.BASE_DIR), env=env)
+    proc.mail_dir = mail_dir
     try:
         deadline = time.monotonic() + 30
         while heartbeats.zscore(HEARTBEAT_KEY, hostname) is None:

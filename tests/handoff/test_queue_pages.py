@@ -123,13 +123,19 @@ def test_the_lead_page_shows_a_rejection_reason_to_marketing(client, rep_sam, ma
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_sla_task_runs_through_the_worker(celery_worker, rep_sam):
-    entry = sql_entry()
+def test_the_sla_task_runs_through_the_worker_and_the_breach_is_emailed(celery_worker, rep_sam, marketer_mia):
+    entry = sql_entry(first_name="Unclaimed")
     QueueEntry.objects.filter(pk=entry.pk).update(unclaimed_due_at=timezone.now() - timedelta(minutes=1))
 
     enforce_sla.delay()
 
     wait_for(lambda: SlaBreach.objects.filter(entry_id=entry.pk).exists())
+
+    def breach_email():
+        files = celery_worker.mail_dir.glob("*.log") if celery_worker.mail_dir.exists() else []
+        return any("SLA missed: Unclaimed" in f.read_text() and "mia@baton.test" in f.read_text() for f in files)
+
+    wait_for(breach_email)
 
 
 def test_the_queue_page_counts_the_waiting_entries_once_for_the_badge_and_the_list(client, rep_sam, db):
