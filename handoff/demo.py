@@ -153,3 +153,22 @@ def _path(rng: random.Random, contact_id: int, created: datetime, now: datetime,
     move(Stage.SQL, Stage.LEAD, decided_at, by=rep, reason=f"Rejected by sales: {QueueEntry.Reason(reason).label}")
     path.contact |= {"owner": None, "recycled_at": decided_at}
     return path
+
+
+def seed_desk() -> None:
+    """The desk as a team might set it up: Ria weighs double, Sam is available, enterprise leads go to Ria,
+    and working hours are filled in (off until an admin turns them on, so the demo's clocks run now)."""
+    from handoff.models import Desk, Rep, RoutingRule
+
+    users = get_user_model().objects
+    sam, ria = users.filter(email="sam@baton.test").first(), users.filter(email="ria@baton.test").first()
+    if not (sam and ria):
+        return
+    Desk.objects.update_or_create(
+        pk=1,
+        defaults={"time_zone": "Europe/London", "hours": {str(d): ["09:00", "17:30"] for d in range(5)}},
+    )
+    Rep.objects.update_or_create(user=sam, defaults={"available": True})
+    Rep.objects.update_or_create(user=ria, defaults={"weight": 2})
+    if not RoutingRule.objects.exists():
+        RoutingRule.objects.create(name="Enterprise (1,000+ employees)", min_size=1000).reps.set([ria])

@@ -5,10 +5,23 @@ from django.utils import timezone
 
 from crm import demo
 from crm.models import Contact, StageChange
-from handoff.demo import seed_history
+from handoff.demo import seed_desk, seed_history
 from leads.demo import seed_events
 from scoring.models import ScoreHistory
 from scoring.services import rescore_all_stale
+
+
+def _adjust_one() -> None:
+    """One MQL with a marketer's adjustment, so the breakdown and the timeline show one."""
+    from django.contrib.auth import get_user_model
+
+    from crm.models import Stage
+    from scoring.adjustments import adjust
+
+    mia = get_user_model().objects.filter(email="mia@baton.test").first()
+    lead = Contact.objects.filter(stage=Stage.MQL, score__lt=55).order_by("pk").first()  # stays short of sql
+    if mia and lead:
+        adjust(contact_id=lead.pk, points=10, reason="Spoke at our booth; wants a call in Q1", expires_at=None, by=mia)
 
 
 def _score_points_of_the_past(*, after_id: int) -> None:
@@ -45,6 +58,8 @@ class Command(BaseCommand):
             before = StageChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
             pasts = seed_history(count=max(1, contacts // 5), seed=seed, now=timezone.now())
             _score_points_of_the_past(after_id=before)
+            seed_desk()
+            _adjust_one()
             self.stdout.write(
                 f"Demo data: {result.companies} companies, {result.contacts} contacts, {stored} events, "
                 f"{pasts} leads with 120 days of history for the reports."
