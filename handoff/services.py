@@ -338,7 +338,7 @@ def route(*, now: datetime | None = None, limit: int | None = None) -> int:
         rules = list(RoutingRule.objects.prefetch_related("reps"))
         reps = {
             r.pk: r
-            for r in Rep.objects.select_for_update().filter(
+            for r in Rep.objects.select_for_update(of=("self",)).filter(
                 available=True, user__is_active=True, user__groups__name=SALES
             )
         }

@@ -20,7 +20,7 @@ SCREENS = Path(settings.BASE_DIR) / "var" / "artifacts" / "screens"
 
 PAGES = {
     "marketing": ["/leads/", "/leads/{lead}/", "/leads/{sql}/", "/queue/", "/reports/", "/imports/"],
-    "sales": ["/queue/", "/leads/", "/leads/{sql}/", "/reports/"],
+    "sales": ["/queue/", "/queue/?tab=closed", "/leads/", "/leads/{sql}/", "/reports/"],
     "admin": [
         "/leads/",
         "/leads/{lead}/",
@@ -31,6 +31,7 @@ PAGES = {
         "/settings/users/",
         "/settings/webhooks/",
         "/settings/webhooks/{webhook}/",
+        "/settings/desk/",
     ],
     "anonymous": ["/login/", "/password_reset/", "/f/{form}?key={key}", "/invite/{invitation}/", "/no-such-page/"],
 }
@@ -78,7 +79,9 @@ def test_every_page_of_every_role_fits_the_screen(browser, signed_in, live_serve
             url = path.format(**demo["ids"])
             response = page.goto(f"{live_server.url}{url}")
             assert response.status == (404 if url == "/no-such-page/" else 200), (role, url, response.status)
-            name = path.split("?")[0].strip("/").replace("/", "-").replace("{", "").replace("}", "")
+            name = (
+                path.replace("?tab=", "-").split("?")[0].strip("/").replace("/", "-").replace("{", "").replace("}", "")
+            )
             page.screenshot(path=SCREENS / f"{width}-{role}-{name}.png", full_page=True)
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             if overflow > 0:
