@@ -164,3 +164,7 @@ class FitForm(RuleForm):
 
 BehaviourRules = inlineformset_factory(CriteriaVersion, BehaviourRule, form=BehaviourForm, extra=1, can_delete=True)
 FitRules = inlineformset_factory(CriteriaVersion, FitRule, form=FitForm, extra=1, can_delete=True)
+
+
+class EvidenceForm(forms.Form):
+    days = forms.IntegerField(min_value=7, max_value=730, initial=180, label="Window (days)")

@@ -53,7 +53,7 @@ def _text_condition(expr: str, operator: str, values: list[str], prefix: str, pa
     raise ValueError(f"unknown operator {operator!r}")
 
 
-def _behaviour_match(rule: Behaviour, i: int, params: dict[str, Any]) -> str:
+def behaviour_match(rule: Behaviour, i: int, params: dict[str, Any]) -> str:
     params[f"b{i}_type"] = rule.event_type
     condition = f"e.type = %(b{i}_type)s"
     if rule.property_key and rule.operator:
@@ -77,7 +77,7 @@ def _fit_value(rule: Fit, j: int, params: dict[str, Any]) -> str:
     raise ValueError(f"unknown fit field {rule.field!r}")
 
 
-def _fit_match(rule: Fit, j: int, params: dict[str, Any]) -> str:
+def fit_match(rule: Fit, j: int, params: dict[str, Any]) -> str:
     value = _fit_value(rule, j, params)
     if rule.operator == "is_set":
         return f"coalesce({value}, '') <> ''"
@@ -133,7 +133,7 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
         "manual_rule": ADJUSTMENT_RULE,
     }
     behaviour = list(criteria.behaviour)
-    matches = [_behaviour_match(rule, i, params) for i, rule in enumerate(behaviour)]
+    matches = [behaviour_match(rule, i, params) for i, rule in enumerate(behaviour)]
     decay = (
         "1.0::float8"
         if criteria.half_life_days <= 0
@@ -149,7 +149,7 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
     undecayed = " + ".join(f"CASE WHEN m{i} THEN %(b{i}_points)s::float8 ELSE 0 END" for i in range(len(behaviour)))
     shares = [_capped(rule, i, f"ev.s{i}", params) for i, rule in enumerate(behaviour)]
     fresh_shares = [_capped(rule, i, f"ev.f{i}", params) for i, rule in enumerate(behaviour)]
-    fit_matches = [_fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
+    fit_matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
         params[f"f{j}_name"] = rule.name

@@ -11,13 +11,16 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from crm.roles import ADMIN, role_required
-from scoring import criteria, criteria_json, engine
-from scoring.forms import EVENT_TYPES, PROPERTY_KEYS, BehaviourRules, FitRules, SettingsForm
+from scoring import criteria, criteria_json, engine, evidence, suggestions
+from scoring.forms import EVENT_TYPES, PROPERTY_KEYS, BehaviourRules, EvidenceForm, FitRules, SettingsForm
+from scoring.services import criteria_of
 from scoring.models import CriteriaVersion, RescoreRun
 
 
-def _context(draft: CriteriaVersion, **extra) -> dict:
+def _context(draft: CriteriaVersion, *, days: int = 180, **extra) -> dict:
     return {
+        "evidence": extra.pop("evidence", None) or evidence.evidence(criteria_of(draft), days=days),
+        "evidence_form": extra.pop("evidence_form", None) or EvidenceForm(initial={"days": days}),
         "draft": draft,
         "settings_form": extra.pop("settings_form", None) or SettingsForm(instance=draft),
         "behaviour": extra.pop("behaviour", None) or BehaviourRules(instance=draft, prefix="b"),
@@ -50,8 +53,12 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
         return render(request, "scoring/criteria.html#progress", {"run": RescoreRun.objects.order_by("-pk").first()})
     draft = criteria.draft()
     if request.method != "POST":
-        return render(request, "scoring/criteria.html", _context(draft))
+        window = EvidenceForm(request.GET or None)
+        days = window.cleaned_data["days"] if window.is_valid() else 180
+        return render(request, "scoring/criteria.html", _context(draft, days=days, evidence_form=window))
     action = request.POST.get("action")
+    if action == "suggest":
+        return _suggest(request, draft)
     if action == "import_json":
         return _import_json(request)
     if action == "republish":
@@ -80,6 +87,18 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
     if action == "publish":
         return _publish(request, lambda: criteria.publish(version=draft, by=request.user))
     return render(request, "scoring/criteria.html", _context(draft, saved=True))
+
+
+def _suggest(request: HttpRequest, draft: CriteriaVersion) -> HttpResponse:
+    """Suggested points from the evidence of the last 180 days, written into the draft (never published)."""
+    found = evidence.evidence(criteria_of(draft))
+    try:
+        suggested = suggestions.suggest(found)
+    except suggestions.NotEnoughHandoffs as e:
+        return render(request, "scoring/criteria.html", _context(draft, evidence=found, suggest_error=str(e)))
+    suggestions.apply(draft, suggested)
+    draft.refresh_from_db()
+    return render(request, "scoring/criteria.html", _context(draft, suggestions=suggested))
 
 
 def _publish(request: HttpRequest, do) -> HttpResponse:
