@@ -166,5 +166,9 @@ BehaviourRules = inlineformset_factory(CriteriaVersion, BehaviourRule, form=Beha
 FitRules = inlineformset_factory(CriteriaVersion, FitRule, form=FitForm, extra=1, can_delete=True)
 
 
+class BacktestForm(forms.Form):
+    days = forms.IntegerField(min_value=7, max_value=365, initial=90, label="Replay the last (days)")
+
+
 class EvidenceForm(forms.Form):
     days = forms.IntegerField(min_value=7, max_value=730, initial=180, label="Window (days)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class CriteriaVersion(models.Model):
@@ -141,3 +144,40 @@ class RescoreRun(models.Model):
     @property
     def percent(self) -> int:
         return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0
+
+
+class Backtest(models.Model):
+    """A replay of the last ``days`` of events under a draft and under the active version (scoring.backtest),
+    run by a worker; its result stays with the draft."""
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="backtests")
+    days = models.PositiveIntegerField(default=90)
+    steps_done = models.PositiveSmallIntegerField(default=0, help_text="Of 2: the active version, the draft")
+    result = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"backtest of v{self.version_id} over {self.days} days"
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None and self.failed_at is None and not self.stalled
+
+    @property
+    def stalled(self) -> bool:
+        """Unfinished after ten minutes: its worker was lost (the replay takes seconds)."""
+        unfinished = self.finished_at is None and self.failed_at is None
+        return unfinished and self.started_at < timezone.now() - timedelta(minutes=10)
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.finished_at else 50 * self.steps_done
+
+    @property
+    def rows(self) -> list[tuple[str, dict]]:
+        """The result's two versions for the page, each with its busiest week."""
+        rows = [("Active", self.result["active"]), ("Draft", self.result["draft"])] if self.result else []
+        return [(label, v | {"busiest": max(v["sql_per_week"], default=0)}) for label, v in rows]

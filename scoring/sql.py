@@ -32,7 +32,7 @@ MANUAL = f"""CASE WHEN e.type = '{ADJUSTMENT}' AND jsonb_typeof(e.properties -> 
     THEN (e.properties ->> 'points')::float8 END"""
 
 
-def _cents(x: str) -> str:
+def cents(x: str) -> str:
     return CENTS.format(x=x)
 
 
@@ -93,13 +93,13 @@ def fit_match(rule: Fit, j: int, params: dict[str, Any]) -> str:
     return f"coalesce({_text_condition(f'lower({value})', rule.operator, values, f'f{j}', params)}, false)"
 
 
-def _capped(rule: Behaviour, i: int, decayed: str, params: dict[str, Any]) -> str:
+def capped(rule: Behaviour, i: int, decayed: str, params: dict[str, Any]) -> str:
     params[f"b{i}_points"] = float(rule.points)
     raw = f"%(b{i}_points)s::float8 * coalesce({decayed}, 0)"
     if rule.cap is not None:
         params[f"b{i}_cap"] = float(rule.cap)
         raw = f"least(%(b{i}_cap)s, {raw})" if rule.points >= 0 else f"greatest(-%(b{i}_cap)s, {raw})"
-    return _cents(raw)
+    return cents(raw)
 
 
 # The writes that follow the scored CTE (left out for a read-only preview); {target} bounds the UPDATE.
@@ -147,8 +147,8 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
             f"sum(d) FILTER (WHERE m{i} AND fresh) AS f{i}",
         ]
     undecayed = " + ".join(f"CASE WHEN m{i} THEN %(b{i}_points)s::float8 ELSE 0 END" for i in range(len(behaviour)))
-    shares = [_capped(rule, i, f"ev.s{i}", params) for i, rule in enumerate(behaviour)]
-    fresh_shares = [_capped(rule, i, f"ev.f{i}", params) for i, rule in enumerate(behaviour)]
+    shares = [capped(rule, i, f"ev.s{i}", params) for i, rule in enumerate(behaviour)]
+    fresh_shares = [capped(rule, i, f"ev.f{i}", params) for i, rule in enumerate(behaviour)]
     fit_matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
@@ -164,7 +164,7 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
         ]
         + [
             "CASE WHEN s.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
-            f"'events', s.manual_n, 'points', {_cents('s.manual')}) END"
+            f"'events', s.manual_n, 'points', {cents('s.manual')}) END"
         ]
         + [
             f"CASE WHEN s.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
@@ -211,14 +211,14 @@ shares AS (
         coalesce(ev.intent, false) AS intent,
         {", ".join(f"{s} AS sh{i}, coalesce(ev.n{i}, 0) AS n{i}" for i, s in enumerate(shares)) or "0 AS sh"},
         coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_n, 0) AS manual_n,
-        {_cents(f"({' + '.join(fresh_shares) or '0'}) + {_cents('coalesce(ev.manual_fresh, 0)')}")} AS fresh_engagement,
+        {cents(f"({' + '.join(fresh_shares) or '0'}) + {cents('coalesce(ev.manual_fresh, 0)')}")} AS fresh_engagement,
         {", ".join(f"{m} AS fm{j}" for j, m in enumerate(fit_matches)) or "false AS fm"},
         ({fit or "0"})::float8 AS fit
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
 ),
 computed AS (
     SELECT s.id, s.stage, s.stage_held, s.old_score, s.last_event_at, s.intent, s.fit,
-        {_cents(f"({' + '.join(f's.sh{i}' for i in range(len(behaviour))) or '0'}) + {_cents('s.manual')}")}
+        {cents(f"({' + '.join(f's.sh{i}' for i in range(len(behaviour))) or '0'}) + {cents('s.manual')}")}
             AS engagement,
         floor(s.fit + s.fresh_engagement + 0.5)::int AS promotion_score,
         CASE WHEN s.fit >= %(grade_a)s THEN 'A' WHEN s.fit >= %(grade_b)s THEN 'B'

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from leads import imports
+from scoring import backtest as replays
 from scoring import services
 
 FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
@@ -47,3 +48,9 @@ def refresh_decay() -> None:
 @shared_task(autoretry_for=(OperationalError,), max_retries=10, retry_backoff=True, **FULL_RESCORE_LIMITS)
 def run_import(import_id: int) -> None:
     services.run_import(import_id=import_id)
+
+
+@shared_task(**FULL_RESCORE_LIMITS)
+def backtest(backtest_id: int) -> None:
+    """Replay a draft and the active version over stored events (scoring.backtest)."""
+    replays.run(backtest_id=backtest_id)

@@ -11,16 +11,26 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from crm.roles import ADMIN, role_required
-from scoring import criteria, criteria_json, engine, evidence, suggestions
-from scoring.forms import EVENT_TYPES, PROPERTY_KEYS, BehaviourRules, EvidenceForm, FitRules, SettingsForm
-from scoring.services import criteria_of
+from scoring import backtest, criteria, criteria_json, engine, evidence, suggestions
+from scoring.forms import (
+    EVENT_TYPES,
+    PROPERTY_KEYS,
+    BacktestForm,
+    BehaviourRules,
+    EvidenceForm,
+    FitRules,
+    SettingsForm,
+)
 from scoring.models import CriteriaVersion, RescoreRun
+from scoring.services import criteria_of
 
 
 def _context(draft: CriteriaVersion, *, days: int = 180, **extra) -> dict:
     return {
         "evidence": extra.pop("evidence", None) or evidence.evidence(criteria_of(draft), days=days),
         "evidence_form": extra.pop("evidence_form", None) or EvidenceForm(initial={"days": days}),
+        "backtest": draft.backtests.order_by("-pk").first(),
+        "backtest_form": extra.pop("backtest_form", None) or BacktestForm(),
         "draft": draft,
         "settings_form": extra.pop("settings_form", None) or SettingsForm(instance=draft),
         "behaviour": extra.pop("behaviour", None) or BehaviourRules(instance=draft, prefix="b"),
@@ -49,6 +59,9 @@ def _history() -> list[tuple[CriteriaVersion, list[str]]]:
 
 @role_required(ADMIN)
 def criteria_page(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.GET.get("part") == "backtest":
+        test = criteria.draft().backtests.order_by("-pk").first()
+        return render(request, "scoring/criteria.html#backtest", {"backtest": test})
     if request.htmx and request.GET.get("part") == "progress":
         return render(request, "scoring/criteria.html#progress", {"run": RescoreRun.objects.order_by("-pk").first()})
     draft = criteria.draft()
@@ -59,6 +72,12 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action")
     if action == "suggest":
         return _suggest(request, draft)
+    if action == "backtest":
+        form = BacktestForm(request.POST)
+        if not form.is_valid():
+            return render(request, "scoring/criteria.html", _context(draft, backtest_form=form), status=400)
+        backtest.start(version=draft, days=form.cleaned_data["days"])
+        return render(request, "scoring/criteria.html", _context(draft))
     if action == "import_json":
         return _import_json(request)
     if action == "republish":

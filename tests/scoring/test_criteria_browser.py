@@ -8,6 +8,7 @@ from django.utils import timezone
 from crm.models import Contact
 from leads.models import Event, Source
 from scoring import services
+from scoring.models import CriteriaVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -54,8 +55,6 @@ def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
 
 
 def test_publishing_asks_first_and_cancel_changes_nothing(signed_in, live_server, admin_ada):
-    from scoring.models import CriteriaVersion
-
     page = signed_in(admin_ada)
     page.goto(f"{live_server.url}/criteria/")
     page.locator("input[name=mql_threshold]").fill("55")
@@ -71,3 +70,31 @@ def test_publishing_asks_first_and_cancel_changes_nothing(signed_in, live_server
         (2, "draft"),
     ]
     assert page.get_by_role("button", name="Publish v2").is_visible()  # still on the editor, nothing sent
+
+
+def test_an_admin_reads_the_evidence_backtests_applies_suggested_points_and_publishes(
+    signed_in, live_server, celery_worker, admin_ada
+):
+    from tests.scoring.test_evidence import history
+
+    history(250)
+    page = signed_in(admin_ada)
+    page.goto(f"{live_server.url}/criteria/")
+    assert "Evidence rests on 250 labelled handoffs" in page.locator("#evidence-basis").inner_text()
+    pricing = page.locator("#evidence-rules tr[data-rule='Pricing or product page']")
+    assert pricing.locator("[data-label='Flag']").inner_text() == "predictive"
+
+    page.get_by_role("button", name="Backtest v2").click()
+    page.locator("#backtest-result").wait_for(timeout=30_000)  # the bar polls the worker's progress
+    assert "Active v1" in page.locator("#backtest-result").inner_text()
+
+    page.get_by_role("button", name="Suggest points into the draft").click()
+    page.locator("#suggestions").wait_for()
+    assert "Pricing or product page: 5 →" in page.locator("#suggestions").inner_text()
+    suggested = page.locator("tr:has(input[value='Pricing or product page']) input[name$='-points']").input_value()
+    assert float(suggested) != 5  # written into the draft's editor
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Publish v2").click()
+    page.get_by_text("done —").wait_for(timeout=30_000)
+    assert CriteriaVersion.objects.get(status="active").number == 2
