@@ -32,33 +32,57 @@ TASK = "scoring.tasks.backtest"
 EXPONENT = 1000  # |exponent| bound of the decay factors, inside float8's range
 
 
-def statement(criteria: Criteria) -> tuple[str, dict[str, Any]]:
-    """SQL (with ``start`` and ``end``) returning (contact id, first MQL moment, first SQL moment)."""
-    params: dict[str, Any] = {
-        "half_life": float(criteria.half_life_days),
-        "intent_days": criteria.intent_days,
-        "intent_kinds": list(INTENT_KINDS),
-        "mql": criteria.mql_threshold,
-        "sql": criteria.sql_threshold,
-        "adjustment": ADJUSTMENT,
-    }
-    behaviour = list(criteria.behaviour)
-    matches = [
-        sql.behaviour_match(rule, i, params).replace("e.form_kind", "f.kind") for i, rule in enumerate(behaviour)
-    ]
-    fit = " + ".join(
-        f"CASE WHEN {sql.fit_match(rule, j, params)} THEN {float(rule.points)}::float8 ELSE 0 END"
-        for j, rule in enumerate(criteria.fit)
-    )
-    if criteria.half_life_days <= 0:
-        weight, decay = "1.0::float8", "1.0::float8"
-    else:
-        exponent = "date_part('epoch', {a} - {b}) / 86400 / %(half_life)s"
+def statement(versions: list[Criteria]) -> tuple[str, dict[str, Any]]:
+    """SQL (with ``start`` and ``end``) returning, per contact, the first MQL and SQL moment under each version
+    (columns mql0, sql0, mql1, sql1…). The versions share one pass: each distinct rule condition and half-life
+    is matched and summed once, in one sort of the events."""
+    params: dict[str, Any] = {"intent_kinds": list(INTENT_KINDS), "adjustment": ADJUSTMENT}
+    conditions: dict[tuple, int] = {}  # (rule condition, half-life) → its running sum's index
+    half_lives: dict[float, int] = {}
+    matches, sums, fits, scores, finals = [], [], [], [], []
+    g = 0  # every rule of every version has parameter names of its own
+    for v, criteria in enumerate(versions):
+        h = half_lives.setdefault(float(criteria.half_life_days), len(half_lives))
+        params |= {
+            f"intent_days{v}": criteria.intent_days,
+            f"mql{v}": criteria.mql_threshold,
+            f"sql{v}": criteria.sql_threshold,
+            f"half_life{h}": float(criteria.half_life_days),
+        }
+        shares = []
+        for rule in criteria.behaviour:
+            key = (rule.event_type, rule.property_key, rule.operator, rule.values, h)
+            if key not in conditions:
+                k = conditions[key] = len(conditions)
+                matches.append(f"{sql.behaviour_match(rule, k, params).replace('e.form_kind', 'f.kind')} AS m{k}")
+                sums.append(f"sum(CASE WHEN m{k} THEN w{h} ELSE 0 END) OVER running AS s{k}")
+            shares.append(sql.capped(rule, g, f"r.s{conditions[key]} * r.d{h}", params))
+            g += 1
+        fit = " + ".join(
+            f"CASE WHEN {sql.fit_match(rule, g + j, params)} THEN {float(rule.points)}::float8 ELSE 0 END"
+            for j, rule in enumerate(criteria.fit)
+        )
+        g += len(criteria.fit)
+        fits.append(f"({fit or '0'})::float8 AS fit{v}")
+        scores.append(
+            f"floor(r.fit{v} + {sql.cents(' + '.join(shares) or '0')} + 0.5) AS score{v}, coalesce(r.last_intent"
+            f" >= r.occurred_at - make_interval(days => %(intent_days{v})s), false) AS intent{v}"
+        )
+        finals.append(
+            f"min(occurred_at) FILTER (WHERE score{v} >= %(mql{v})s) AS mql{v}, "
+            f"min(occurred_at) FILTER (WHERE score{v} >= %(sql{v})s AND intent{v}) AS sql{v}"
+        )
+    weights, decays = [], []
+    for half_life, h in half_lives.items():
+        if half_life <= 0:
+            weights.append(f"1.0::float8 AS w{h}")
+            decays.append(f"1.0::float8 AS d{h}")
+            continue
+        exponent = f"date_part('epoch', {{a}} - %(start)s) / 86400 / %(half_life{h})s"
         bounded = f"least({EXPONENT}, greatest(-{EXPONENT}, {exponent}))"
-        weight = f"power(2::float8, {bounded.format(a='e.occurred_at', b='%(start)s')})"
-        decay = f"power(2::float8, -{bounded.format(a='r.occurred_at', b='%(start)s')})"
-    sums = [f"sum(CASE WHEN m{i} THEN w ELSE 0 END) OVER running AS s{i}" for i in range(len(behaviour))]
-    shares = [sql.capped(rule, i, f"r.s{i} * {decay}", params) for i, rule in enumerate(behaviour)]
+        weights.append(f"power(2::float8, {bounded.format(a='e.occurred_at')}) AS w{h}")
+        decays.append(f"power(2::float8, -{bounded.format(a='occurred_at')}) AS d{h}")
+    fit_names = [f"fit{v}" for v in range(len(versions))]
     text = f"""
 WITH active AS (  -- contacts with an event in the window
     SELECT DISTINCT contact_id AS id FROM leads_event
@@ -69,29 +93,27 @@ t AS (
         co.industry
     FROM active a JOIN crm_contact c ON c.id = a.id LEFT JOIN crm_company co ON co.id = c.company_id
 ),
-fit AS (SELECT t.id, ({fit or "0"})::float8 AS fit FROM t),
+fit AS (SELECT t.id, {", ".join(fits)} FROM t),
 ev AS MATERIALIZED (
-    SELECT e.contact_id, e.id, e.occurred_at, {weight} AS w,
+    SELECT e.contact_id, e.id, e.occurred_at, {", ".join(f"fit.{n}" for n in fit_names)}, {", ".join(weights)},
         (e.type = 'form_submit' AND f.kind = ANY(%(intent_kinds)s::text[])) AS intent_form
-        {"".join(f", {m} AS m{i}" for i, m in enumerate(matches))}
-    FROM active a JOIN leads_event e ON e.contact_id = a.id
+        {"".join(", " + m for m in matches)}
+    FROM fit JOIN leads_event e ON e.contact_id = fit.id
     LEFT JOIN leads_form f ON e.type = 'form_submit' AND f.slug = e.properties ->> 'form'
     WHERE e.occurred_at <= %(end)s AND e.type <> %(adjustment)s
 ),
 r AS (
-    SELECT contact_id, occurred_at, max(CASE WHEN intent_form THEN occurred_at END) OVER running AS last_intent
+    SELECT contact_id, occurred_at, {", ".join(fit_names)}, {", ".join(decays)},
+        max(CASE WHEN intent_form THEN occurred_at END) OVER running AS last_intent
         {"".join(", " + s for s in sums)}
     FROM ev WINDOW running AS (PARTITION BY contact_id ORDER BY occurred_at, id ROWS UNBOUNDED PRECEDING)
 ),
 scored AS (
-    SELECT r.contact_id, r.occurred_at,
-        floor(fit.fit + {sql.cents(" + ".join(shares) or "0")} + 0.5) AS score,
-        coalesce(r.last_intent >= r.occurred_at - make_interval(days => %(intent_days)s), false) AS intent
-    FROM r JOIN fit ON fit.id = r.contact_id
+    SELECT r.contact_id, r.occurred_at, {", ".join(scores)}
+    FROM r
     WHERE r.occurred_at >= %(start)s
 )
-SELECT contact_id, min(occurred_at) FILTER (WHERE score >= %(mql)s) AS mql_at,
-    min(occurred_at) FILTER (WHERE score >= %(sql)s AND intent) AS sql_at
+SELECT contact_id, {", ".join(finals)}
 FROM scored GROUP BY contact_id"""
     return text, params
 
@@ -103,13 +125,23 @@ class Moments:
 
 
 def replay(criteria: Criteria, *, start: datetime, end: datetime) -> Moments:
-    text, params = statement(criteria)
-    with connection.cursor() as cursor:
+    return replay_all([criteria], start=start, end=end)[0]
+
+
+def replay_all(versions: list[Criteria], *, start: datetime, end: datetime) -> list[Moments]:
+    """Each version's MQL and SQL moments, from one statement."""
+    text, params = statement(versions)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '128MB'")  # the one sort of the window's events, in memory
         cursor.execute(text, params | {"start": start, "end": end})
         rows = cursor.fetchall()
-    return Moments(
-        mql={pk: at for pk, at, _ in rows if at is not None}, sql={pk: at for pk, _, at in rows if at is not None}
-    )
+    return [
+        Moments(
+            mql={row[0]: row[1 + 2 * v] for row in rows if row[1 + 2 * v] is not None},
+            sql={row[0]: row[2 + 2 * v] for row in rows if row[2 + 2 * v] is not None},
+        )
+        for v in range(len(versions))
+    ]
 
 
 def summary(moments: Moments, *, start: datetime, end: datetime) -> dict[str, Any]:
@@ -185,22 +217,18 @@ def start(*, version: CriteriaVersion, days: int) -> Backtest:
 
 
 def run(*, backtest_id: int) -> Backtest:
-    """Replay the active version, then the draft, recording each step; a failure is recorded, not hidden."""
+    """Replay the active version and the draft (one statement); a failure is recorded, not hidden."""
     test = Backtest.objects.select_related("version").get(pk=backtest_id)
     start_at, end_at = window(test.days, test.started_at)
     try:
         active = CriteriaVersion.objects.get(status=CriteriaVersion.Status.ACTIVE)
-        results = {}
-        for step, version in enumerate((active, test.version), start=1):
-            moments = replay(criteria_of(version), start=start_at, end=end_at)
-            results[f"v{version.number}"] = summary(moments, start=start_at, end=end_at) | {"number": version.number}
-            Backtest.objects.filter(pk=test.pk).update(steps_done=step)
-        results_list = list(results.values())
+        Backtest.objects.filter(pk=test.pk).update(steps_done=1)  # under way
+        both = replay_all([criteria_of(active), criteria_of(test.version)], start=start_at, end=end_at)
         result = {
-            "active": results_list[0],
-            "draft": results_list[-1],
-            "capacity": capacity(start=start_at, end=end_at),
+            name: summary(moments, start=start_at, end=end_at) | {"number": version.number}
+            for name, version, moments in (("active", active, both[0]), ("draft", test.version, both[1]))
         }
+        result["capacity"] = capacity(start=start_at, end=end_at)
         Backtest.objects.filter(pk=test.pk).update(result=result, finished_at=timezone.now(), steps_done=2)
     except DatabaseError as e:
         Backtest.objects.filter(pk=test.pk).update(failed_at=timezone.now(), problem=f"The replay failed: {e}")
