@@ -66,17 +66,19 @@ class RuleEvidence:
 
     @property
     def flag(self) -> str:
-        """dead (matched nobody), inverted (its points and its lift disagree), weak (the interval spans 1), or
-        predictive."""
+        """dead (matched nobody), weak (the interval spans 1: no telling), inverted (its points and its lift
+        disagree), or predictive."""
         if self.matched == 0:
             return "dead"
         interval = self.lift
         if interval is None:
             return "weak"
         value, low, high = interval
+        if low <= 1 <= high:
+            return "weak"
         if (self.points > 0 and value < 1) or (self.points < 0 and value > 1):
             return "inverted"
-        return "weak" if low <= 1 <= high else "predictive"
+        return "predictive"
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,14 @@ def test_the_demo_has_a_past_for_the_reports_and_the_score_charts(db):
     assert QueueEntry.objects.filter(status="rejected").exclude(rejection_reason="").exists()
     assert ScoreHistory.objects.filter(at__lt=month_ago).exists()
     assert not StageChange.objects.filter(since=None).exists()  # every stay has its length, for the reports
+
+
+def test_the_demo_gives_the_rule_evidence_something_real_to_find(db):
+    from scoring import evidence
+    from scoring.services import active_criteria
+
+    call_command("seed_demo", contacts=1500, events=6000)
+
+    rules = {r.name: r for r in evidence.evidence(active_criteria()).rules}
+    assert rules["Pricing or product page"].flag == "predictive"
+    assert rules["Content download"].lift[0] < 1  # downloads went with rejection

@@ -171,3 +171,18 @@ def test_the_criteria_page_shows_the_evidence_and_suggests(client, admin_ada, db
     assert client.get("/criteria/?days=abc").status_code == 200  # a bad window: the default
     answer = client.post("/criteria/", {"action": "suggest"}).content.decode()
     assert "Suggested points, written into draft" in answer
+
+
+@pytest.mark.parametrize(
+    ("points", "with_rule", "without", "flag"),
+    [
+        (5, (48, 100), (50, 100), "weak"),  # a hair below 1, but no telling: noise is weak, not inverted
+        (5, (20, 100), (60, 100), "inverted"),
+        (-5, (70, 100), (30, 100), "inverted"),
+        (-5, (20, 100), (60, 100), "predictive"),
+        (5, (0, 0), (50, 100), "dead"),
+    ],
+)
+def test_flags(points, with_rule, without, flag):
+    rule = evidence.RuleEvidence("r", "behaviour", points, with_rule[1], with_rule[0], 0, without[1], without[0], 0)
+    assert rule.flag == flag

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -9,6 +11,46 @@ from handoff.demo import seed_desk, seed_history
 from leads.demo import seed_events
 from scoring.models import ScoreHistory
 from scoring.services import rescore_all_stale
+
+
+def _outcome_signals(*, seed: int) -> None:
+    """What the demo's outcomes rest on, for the rule evidence and the suggestions to find: before their
+    handoff, leads sales accepted had mostly visited the pricing pages and rejected ones mostly had not;
+    downloading content went with rejection (students); opening emails went with nothing."""
+    import random
+
+    from handoff.models import QueueEntry
+    from leads.demo import sources
+    from leads.models import Event
+    from scoring.services import rescore
+
+    rng, (website, mailer) = random.Random(seed), sources()
+    events = []
+    for entry in QueueEntry.objects.filter(status__in=("accepted", "won", "lost", "rejected")).only(
+        "pk", "contact_id", "entered_at", "status"
+    ):
+        accepted = entry.status != "rejected"
+        before = entry.entered_at - timedelta(days=rng.uniform(0.2, 5))
+        signals = [
+            (website, "page_view", {"path": "/pricing"}, rng.random() < (0.8 if accepted else 0.25)),
+            (website, "form_submit", {"form": "ebook"}, rng.random() < (0.1 if accepted else 0.4)),
+            (mailer, "email_open", {"campaign": "nurture"}, rng.random() < 0.5),
+        ]
+        for k, (source, kind, properties, happened) in enumerate(signals):
+            if happened:
+                events.append(
+                    Event(
+                        source=source,
+                        client_id=f"demo-outcome-{entry.pk}-{k}",
+                        contact_id=entry.contact_id,
+                        type=kind,
+                        properties=properties,
+                        occurred_at=before,
+                        received_at=before,
+                    )
+                )
+    Event.objects.bulk_create(events, ignore_conflicts=True)
+    rescore(contact_ids=sorted({e.contact_id for e in events}), notify=False)
 
 
 def _adjust_one() -> None:
@@ -56,8 +98,9 @@ class Command(BaseCommand):
             stored = seed_events(count=events, seed=seed, now=timezone.now())
             rescore_all_stale(notify=False)  # scored here, so that the worker finds nothing to announce
             before = StageChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
-            pasts = seed_history(count=max(1, contacts // 5), seed=seed, now=timezone.now())
+            pasts = seed_history(count=max(1, contacts // 3), seed=seed, now=timezone.now())
             _score_points_of_the_past(after_id=before)
+            _outcome_signals(seed=seed)
             seed_desk()
             _adjust_one()
             self.stdout.write(
