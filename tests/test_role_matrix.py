@@ -89,6 +89,18 @@ MATRIX = [
         {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 400, "roleless_nick": 403},
     ),
     ("get", "/criteria/v1.json", None, {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403}),
+    (
+        "post",
+        "/criteria/",
+        {"action": "backtest", "days": "4000"},
+        {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 400, "roleless_nick": 403},
+    ),
+    (
+        "post",
+        "/criteria/",
+        {"action": "suggest"},
+        {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403},
+    ),
     ("get", "/settings/users/", None, {"marketer_mia": 403, "rep_sam": 403, "admin_ada": 200, "roleless_nick": 403}),
     (
         "post",
