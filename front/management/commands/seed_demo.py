@@ -16,7 +16,8 @@ from scoring.services import rescore_all_stale
 def _outcome_signals(*, seed: int) -> None:
     """What the demo's outcomes rest on, for the rule evidence and the suggestions to find: before their
     handoff, leads sales accepted had mostly visited the pricing pages and rejected ones mostly had not;
-    downloading content went with rejection (students); opening emails went with nothing."""
+    downloading content went with rejection (students); opening emails went with nothing; most had asked
+    for a demo (sales intent) — the rest were sent by hand."""
     import random
 
     from handoff.models import QueueEntry
@@ -35,6 +36,7 @@ def _outcome_signals(*, seed: int) -> None:
             (website, "page_view", {"path": "/pricing"}, rng.random() < (0.8 if accepted else 0.25)),
             (website, "form_submit", {"form": "ebook"}, rng.random() < (0.1 if accepted else 0.4)),
             (mailer, "email_open", {"campaign": "nurture"}, rng.random() < 0.5),
+            (website, "form_submit", {"form": "demo"}, rng.random() < 0.85),  # what sent most of them to sales
         ]
         for k, (source, kind, properties, happened) in enumerate(signals):
             if happened:
