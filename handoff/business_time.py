@@ -7,10 +7,13 @@ zone on each date, so a day of a DST change is as long as the clock on the wall 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+log = logging.getLogger(__name__)
 
 MAX_DAYS = 3 * 366  # a calendar that never opens within this many days is refused when saved
 
@@ -24,13 +27,22 @@ class Calendar:
 
     @classmethod
     def of(cls, desk) -> Calendar | None:
-        """The desk's calendar, or None when its clocks run around the clock."""
+        """The desk's calendar, or None when its clocks run around the clock (also, logged, when what is stored
+        cannot be read: clocks keep running rather than scoring and the queue failing)."""
         if not desk.business_hours:
             return None
-        hours = {
-            int(day): (time.fromisoformat(start), time.fromisoformat(end)) for day, (start, end) in desk.hours.items()
-        }
-        return cls(zone=desk.time_zone, hours=hours, holidays=frozenset(date.fromisoformat(d) for d in desk.holidays))
+        try:
+            ZoneInfo(desk.time_zone)
+            hours = {
+                int(day): (time.fromisoformat(start), time.fromisoformat(end))
+                for day, (start, end) in desk.hours.items()
+            }
+            return cls(
+                zone=desk.time_zone, hours=hours, holidays=frozenset(date.fromisoformat(d) for d in desk.holidays)
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.error("the desk's calendar cannot be read; SLA clocks run around the clock")
+            return None
 
     def windows(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The working intervals (UTC) from ``start`` on, in order; the first may begin before ``start``."""
@@ -84,4 +96,5 @@ def due(calendar: Calendar | None, start: datetime, minutes: float) -> datetime:
 
 
 def left(calendar: Calendar | None, now: datetime, due_at: datetime) -> timedelta:
+    """Working time from now to ``due_at`` (clock time without a calendar)."""
     return due_at - now if calendar is None else calendar.between(now, due_at)

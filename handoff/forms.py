@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from zoneinfo import available_timezones
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
 
 from crm.roles import SALES
+from handoff.business_time import Calendar
 from handoff.models import Desk, QueueEntry, RoutingRule
 
 
@@ -19,6 +21,17 @@ class PageForm(forms.Form):
 
     def clean_page(self) -> int:
         return self.cleaned_data["page"] or 1
+
+
+class RejectForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=QueueEntry.Reason.choices,
+        error_messages={
+            "required": "Choose a reason for rejecting the lead.",
+            "invalid_choice": "Choose a reason for rejecting the lead.",
+        },
+    )
+    text = forms.CharField(max_length=2000, required=False)
 
 
 class TouchForm(forms.Form):
@@ -56,14 +69,16 @@ class DeskForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["offer_minutes"].validators += [MinValueValidator(1), MaxValueValidator(24 * 60)]
         self.fields["offer_minutes"].widget.attrs |= {"min": 1, "max": 24 * 60}
-        hours = self.instance.hours or {}
+        hours = self.instance.hours if isinstance(self.instance.hours, dict) else {}
         for day, name in enumerate(WEEKDAYS):
-            start, end = hours.get(str(day), ("", ""))
+            opening = hours.get(str(day))
+            start, end = opening if isinstance(opening, list | tuple) and len(opening) == 2 else ("", "")
             self.fields[f"start_{day}"] = forms.TimeField(required=False, label=f"{name} from", initial=start)
             self.fields[f"end_{day}"] = forms.TimeField(required=False, label=f"{name} to", initial=end)
             for key in (f"start_{day}", f"end_{day}"):
                 self.fields[key].widget.input_type = "time"
-        self.initial.setdefault("holidays", "\n".join(self.instance.holidays or []))
+        holidays = self.instance.holidays if isinstance(self.instance.holidays, list) else []
+        self.initial.setdefault("holidays", "\n".join(str(d) for d in holidays))
 
     def days(self):
         return [(name, self[f"start_{day}"], self[f"end_{day}"]) for day, name in enumerate(WEEKDAYS)]
@@ -91,12 +106,23 @@ class DeskForm(forms.ModelForm):
             start, end = data.get(f"start_{day}"), data.get(f"end_{day}")
             if start is None and end is None:
                 continue
+            start, end = (t.replace(second=0, microsecond=0) if t else None for t in (start, end))
             if start is None or end is None or end <= start:
                 self.add_error(f"end_{day}", f"{name}: give a start and a later end, or leave both empty.")
                 continue
             hours[str(day)] = [start.strftime("%H:%M"), end.strftime("%H:%M")]
         if data.get("business_hours") and not hours and not self.errors:
             self.add_error("business_hours", "Give working hours for at least one weekday.")
+        elif data.get("business_hours") and not self.errors:
+            calendar = Calendar(
+                zone=data["time_zone"],
+                hours={int(d): (time.fromisoformat(a), time.fromisoformat(b)) for d, (a, b) in hours.items()},
+                holidays=frozenset(date.fromisoformat(d) for d in data.get("holidays", [])),
+            )
+            try:
+                next(calendar.windows(timezone.now()))
+            except ValueError:
+                self.add_error("holidays", "With these holidays there is no working time in the next three years.")
         data["hours"] = hours
         return data
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from crm.roles import ADMIN, MARKETING, SALES, role_required, roles_of
 from handoff import business_time, services
-from handoff.forms import PageForm, TouchForm
+from handoff.forms import PageForm, RejectForm, TouchForm
 from handoff.models import Desk, QueueEntry, Rep
 
 Status = QueueEntry.Status
@@ -22,21 +22,20 @@ UNREAD = object()  # the desk's calendar, not read yet
 CLOSED = (Status.ACCEPTED, Status.WON, Status.LOST, Status.REJECTED)
 
 
-def _touch(request: HttpRequest, pk: int):
-    form = TouchForm(request.POST)
+def _parsed(form_class, request: HttpRequest) -> dict:
+    """The action's input, parsed; a refusal saying what is wrong otherwise."""
+    form = form_class(request.POST)
     if not form.is_valid():
         raise services.HandoffRefused(" ".join(e for errors in form.errors.values() for e in errors))
-    return services.first_touch(entry_id=pk, rep=request.user, **form.cleaned_data)
+    return form.cleaned_data
 
 
 ACTIONS = {
     "claim": lambda request, pk: services.claim(entry_id=pk, rep=request.user),
     "decline": lambda request, pk: services.decline(entry_id=pk, rep=request.user),
-    "touch": _touch,
+    "touch": lambda request, pk: services.first_touch(entry_id=pk, rep=request.user, **_parsed(TouchForm, request)),
     "accept": lambda request, pk: services.accept(entry_id=pk, rep=request.user),
-    "reject": lambda request, pk: services.reject(
-        entry_id=pk, rep=request.user, reason=request.POST.get("reason", ""), text=request.POST.get("text", "")[:2000]
-    ),
+    "reject": lambda request, pk: services.reject(entry_id=pk, rep=request.user, **_parsed(RejectForm, request)),
     "won": lambda request, pk: services.won(entry_id=pk, rep=request.user),
     "lost": lambda request, pk: services.lost(entry_id=pk, rep=request.user, reason=request.POST.get("reason", "")),
 }
@@ -68,10 +67,13 @@ def _clock(calendar, now, due_at) -> dict | None:
         return None
     if calendar is None:
         return {"due": due_at}
-    minutes = round(business_time.left(calendar, now, due_at).total_seconds() / 60)
+    try:
+        minutes = round(business_time.left(calendar, now, due_at).total_seconds() / 60)
+        running = calendar.is_open(now)
+    except ValueError:  # a calendar with no working time ahead (the settings form refuses one)
+        return {"due": due_at}
     hours, rest = divmod(abs(minutes), 60)
     text = f"{hours} h {rest} min" if hours else f"{rest} min"
-    running = calendar.is_open(now)
     text = f"overdue {text} of working time" if minutes < 0 else f"{text} of working time left"
     return {"due": due_at, "working_minutes": minutes, "running": running, "text": text}
 

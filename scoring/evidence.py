@@ -136,7 +136,7 @@ WITH t AS (
 SELECT t.status {"".join(", " + c for c in columns)}
 FROM t
 LEFT JOIN LATERAL (
-    SELECT {", ".join(f"{h} AS h{i}" for i, h in enumerate(event_hits)) or "true AS h"}
+    SELECT {", ".join(f"{h} AS h{i}" for i, h in enumerate(event_hits)) or "count(*) AS h"}
     FROM leads_event e LEFT JOIN leads_form f ON e.type = 'form_submit' AND f.slug = e.properties ->> 'form'
     WHERE e.contact_id = t.id AND e.occurred_at <= t.entered_at
 ) ev ON true

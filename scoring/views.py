@@ -76,7 +76,11 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
         form = BacktestForm(request.POST)
         if not form.is_valid():
             return render(request, "scoring/criteria.html", _context(draft, backtest_form=form), status=400)
-        backtest.start(version=draft, days=form.cleaned_data["days"])
+        try:
+            backtest.start(version=draft, days=form.cleaned_data["days"])
+        except backtest.BacktestRefused as e:
+            form.add_error("days", str(e))
+            return render(request, "scoring/criteria.html", _context(draft, backtest_form=form), status=400)
         return render(request, "scoring/criteria.html", _context(draft))
     if action == "import_json":
         return _import_json(request)

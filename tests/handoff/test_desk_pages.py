@@ -81,3 +81,27 @@ def test_weights_and_routing_rules(ada, rep_sam):
 def test_a_weight_for_someone_not_in_sales_is_refused(ada, marketer_mia):
     assert ada.post("/settings/desk/", {"action": "weight", "rep": marketer_mia.pk, "weight": "2"}).status_code == 400
     assert not Rep.objects.exists()
+
+
+def test_a_calendar_without_working_time_is_refused(ada):
+    from datetime import date, timedelta
+
+    seconds = ada.post(
+        "/settings/desk/", SETTINGS | {"start_0": "09:00:30", "end_0": "09:00:45", "start_4": "", "end_4": ""}
+    )
+    assert seconds.status_code == 400 and "a later end" in seconds.content.decode()  # the same minute
+    mondays = [date(2026, 11, 30) + timedelta(weeks=w) for w in range(170)]
+    only_mondays = SETTINGS | {"start_4": "", "end_4": "", "holidays": "\n".join(d.isoformat() for d in mondays)}
+    refused = ada.post("/settings/desk/", only_mondays)
+    assert refused.status_code == 400 and "no working time in the next three years" in refused.content.decode()
+    assert not Desk.get().business_hours
+
+
+def test_a_calendar_stored_wrong_does_not_stop_the_queue(client, rep_sam, db):
+    from tests.handoff.conftest import sql_entry
+
+    Desk.objects.update_or_create(pk=1, defaults={"business_hours": True, "time_zone": "Nowhere/Else", "hours": "x"})
+    entry = sql_entry()  # enqueued with clock-time SLAs
+    client.force_login(rep_sam)
+    assert client.get("/queue/").status_code == 200
+    assert client.post(f"/queue/{entry.pk}/claim").status_code == 302

@@ -157,3 +157,11 @@ def test_a_lost_claim_answers_without_my_leads_which_did_not_change(client, rep_
     assert "Already claimed by Sam Seller" in html and 'id="mine"' not in html
     assert f'<tr id="entry-{entry.pk}" hx-swap-oob="delete">' in html
     assert len(queries) <= 6  # session, user, roles, the entry, the count (+ a savepoint at most)
+
+
+def test_a_rejection_with_a_nul_byte_is_refused_not_a_crash(client, rep_sam, entry):
+    client.force_login(rep_sam)
+    client.post(f"/queue/{entry.pk}/claim", **HTMX)
+    html = client.post(f"/queue/{entry.pk}/reject", {"reason": "other", "text": "a\x00b"}, **HTMX).content.decode()
+    assert "Null characters are not allowed" in html
+    assert QueueEntry.objects.get(pk=entry.pk).status == "claimed"

@@ -186,3 +186,18 @@ def test_the_criteria_page_shows_the_evidence_and_suggests(client, admin_ada, db
 def test_flags(points, with_rule, without, flag):
     rule = evidence.RuleEvidence("r", "behaviour", points, with_rule[1], with_rule[0], 0, without[1], without[0], 0)
     assert rule.flag == flag
+
+
+def test_fit_rules_alone_count_each_handoff_once(db):
+    history(40)
+    fit_only = Criteria(version=1, behaviour=(), fit=RULES.fit)
+    found = evidence.evidence(fit_only)
+    assert found.labelled == 40 and found.rules[0].matched + found.rules[0].unmatched == 40
+
+
+def test_a_backtest_with_too_short_a_half_life_is_refused(client, admin_ada, db):
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(half_life_days=0.05)
+    client.force_login(admin_ada)
+    response = client.post("/criteria/", {"action": "backtest", "days": "90"})
+    assert response.status_code == 400 and "too short to replay 90 days" in response.content.decode()
