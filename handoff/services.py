@@ -282,7 +282,8 @@ def decline(*, entry_id: int, rep: AbstractBaseUser) -> QueueEntry:
 
 def set_available(*, rep: AbstractBaseUser, available: bool) -> Rep:
     """A rep marks themself available for round robin (or not). Joining, a rep starts level with the
-    others (at the least pass among the available), so a newcomer is not owed every offer of the past."""
+    others (at the least pass among the available), so a newcomer is not owed every offer of the past; going
+    away, the rep's open offers open to everyone at once."""
     with transaction.atomic():
         row, _ = Rep.objects.select_for_update().get_or_create(user=rep)
         if available and not row.available:
@@ -290,7 +291,16 @@ def set_available(*, rep: AbstractBaseUser, available: bool) -> Rep:
             row.passed = max(row.passed, level.passed if level else 0)
         row.available = available
         row.save(update_fields=["available", "passed"])
+        if not available:
+            withdraw_offers(rep=rep)
     return row
+
+
+def withdraw_offers(*, rep: AbstractBaseUser) -> int:
+    """The rep's offers still waiting open to everyone (a rep who goes away or leaves). Returns how many."""
+    return QueueEntry.objects.filter(offered_to=rep, status=Status.WAITING).update(
+        offered_to=None, offer_expires_at=None
+    )
 
 
 def _pool(rules: list[RoutingRule], contact: Contact) -> set[int] | None:
@@ -536,8 +546,9 @@ def tell_breaches(*, breach_ids: list[int]) -> int:
 
 
 def release(*, rep: AbstractBaseUser, now: datetime | None = None) -> int:
-    """The rep's open claims (claimed or touched, not yet accepted) back to the queue, for another rep; their
-    contacts lose the rep as owner. For a rep who leaves. Returns how many. Safe to run twice."""
+    """The rep's open claims (claimed or touched, not yet accepted) back to the queue, for another rep, and
+    the rep's offers open to everyone; their contacts lose the rep as owner. For a rep who leaves. Returns how
+    many claims went back. Safe to run twice."""
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -561,7 +572,9 @@ def release(*, rep: AbstractBaseUser, now: datetime | None = None) -> int:
             """,
             {"rep": rep.pk, "now": now},
         )
-        return cursor.fetchone()[0]
+        returned = cursor.fetchone()[0]
+        withdraw_offers(rep=rep)
+        return returned
 
 
 def send_to_sales(

@@ -280,3 +280,20 @@ def test_claim_next_does_not_wait_for_an_entry_another_rep_is_taking(rep_sam):
             release.set()
         holder.result()
     assert taken.pk == second.pk
+
+
+def test_a_rep_who_goes_away_or_leaves_gives_back_their_offers(db):
+    round_robin()
+    sam, ria = reps(2)
+    for rep in (sam, ria):
+        services.set_available(rep=rep, available=True)
+    first, second = sql_entry(), sql_entry()
+    services.route()
+    offered = dict(QueueEntry.objects.values_list("pk", "offered_to"))
+    away = next(r for r in (sam, ria) if r.pk == offered[first.pk])
+    services.set_available(rep=away, available=False)
+    assert QueueEntry.objects.get(pk=first.pk).offered_to is None  # open to everyone at once
+
+    leaving = next(r for r in (sam, ria) if r.pk == offered[second.pk])
+    services.release(rep=leaving)
+    assert QueueEntry.objects.get(pk=second.pk).offered_to is None
