@@ -37,7 +37,10 @@ class RejectForm(forms.Form):
 class TouchForm(forms.Form):
     kind = forms.ChoiceField(
         choices=QueueEntry.Touch.choices,
-        error_messages={"required": "Say how you reached them: call, email or meeting."},
+        error_messages={
+            "required": "Say how you reached them: call, email or meeting.",
+            "invalid_choice": "Say how you reached them: call, email or meeting.",
+        },
     )
     note = forms.CharField(max_length=2000, required=False)
 
