@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from crm.models import Contact, Stage, StageChange
-from handoff.models import QueueEntry, SlaBreach
+from handoff.models import Desk, QueueEntry, Rep, RoutingRule, SlaBreach
 
 REASONS = (
     (QueueEntry.Reason.NOT_READY, 5),
@@ -158,8 +158,6 @@ def _path(rng: random.Random, contact_id: int, created: datetime, now: datetime,
 def seed_desk() -> None:
     """The desk as a team might set it up: Ria weighs double, Sam is available, enterprise leads go to Ria,
     and working hours are filled in (off until an admin turns them on, so the demo's clocks run now)."""
-    from handoff.models import Desk, Rep, RoutingRule
-
     users = get_user_model().objects
     sam, ria = users.filter(email="sam@baton.test").first(), users.filter(email="ria@baton.test").first()
     if not (sam and ria):

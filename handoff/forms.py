@@ -23,25 +23,18 @@ class PageForm(forms.Form):
         return self.cleaned_data["page"] or 1
 
 
+def _choice(choices, message: str) -> forms.ChoiceField:
+    """A required choice whose one message says what to choose, missing or wrong alike."""
+    return forms.ChoiceField(choices=choices, error_messages={"required": message, "invalid_choice": message})
+
+
 class RejectForm(forms.Form):
-    reason = forms.ChoiceField(
-        choices=QueueEntry.Reason.choices,
-        error_messages={
-            "required": "Choose a reason for rejecting the lead.",
-            "invalid_choice": "Choose a reason for rejecting the lead.",
-        },
-    )
+    reason = _choice(QueueEntry.Reason.choices, "Choose a reason for rejecting the lead.")
     text = forms.CharField(max_length=2000, required=False)
 
 
 class TouchForm(forms.Form):
-    kind = forms.ChoiceField(
-        choices=QueueEntry.Touch.choices,
-        error_messages={
-            "required": "Say how you reached them: call, email or meeting.",
-            "invalid_choice": "Say how you reached them: call, email or meeting.",
-        },
-    )
+    kind = _choice(QueueEntry.Touch.choices, "Say how you reached them: call, email or meeting.")
     note = forms.CharField(max_length=2000, required=False)
 
 

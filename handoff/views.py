@@ -19,6 +19,12 @@ from handoff.models import Desk, QueueEntry, Rep
 Status = QueueEntry.Status
 PER_PAGE = 50
 UNREAD = object()  # the desk's calendar, not read yet
+# What the rows' forms offer.
+CHOICES = {
+    "reasons": QueueEntry.Reason.choices,
+    "lost_reasons": QueueEntry.LostReason.choices,
+    "touches": QueueEntry.Touch.choices,
+}
 CLOSED = (Status.ACCEPTED, Status.WON, Status.LOST, Status.REJECTED)
 
 
@@ -115,9 +121,7 @@ def _board(request: HttpRequest, page_number: int = 1) -> dict:
         "can_work": bool(roles_of(request.user) & {SALES, ADMIN}),
         "round_robin": desk.mode == Desk.Mode.ROUND_ROBIN,
         "available": Rep.objects.filter(user=request.user, available=True).exists(),
-        "reasons": QueueEntry.Reason.choices,
-        "lost_reasons": QueueEntry.LostReason.choices,
-        "touches": QueueEntry.Touch.choices,
+        **CHOICES,
     }
 
 
@@ -154,9 +158,7 @@ def _answer(request: HttpRequest, action: str, error: str, gone: list[int]) -> H
         "done": "" if error else DONE[action],
         "gone": gone,
         "can_work": True,
-        "reasons": QueueEntry.Reason.choices,
-        "lost_reasons": QueueEntry.LostReason.choices,
-        "touches": QueueEntry.Touch.choices,
+        **CHOICES,
     }
     response = render(request, "handoff/changed.html", context)
     response["HX-Trigger"] = "queue-changed"

@@ -55,7 +55,7 @@ def statement(versions: list[Criteria]) -> tuple[str, dict[str, Any]]:
             key = (rule.event_type, rule.property_key, rule.operator, rule.values, h)
             if key not in conditions:
                 k = conditions[key] = len(conditions)
-                matches.append(f"{sql.behaviour_match(rule, k, params).replace('e.form_kind', 'f.kind')} AS m{k}")
+                matches.append(f"{sql.behaviour_match(rule, k, params, form_kind='f.kind')} AS m{k}")
                 sums.append(f"sum(CASE WHEN m{k} THEN w{h} ELSE 0 END) OVER running AS s{k}")
             shares.append(sql.capped(rule, g, f"r.s{conditions[key]} * r.d{h}", params))
             g += 1

@@ -121,7 +121,10 @@ def handoffs(criteria: Criteria, *, since: datetime) -> tuple[list[Behaviour | F
     behaviour = [r for r in criteria.behaviour if _scorable(r)]
     fit = [r for r in criteria.fit if _scorable(r)]
     params: dict = {"since": since, "labelled": list(LABELLED)}
-    event_hits = [f"coalesce(bool_or({sql.behaviour_match(r, i, params)}), false)" for i, r in enumerate(behaviour)]
+    event_hits = [
+        f"coalesce(bool_or({sql.behaviour_match(r, i, params, form_kind='f.kind')}), false)"
+        for i, r in enumerate(behaviour)
+    ]
     fit_hits = [sql.fit_match(r, j, params) for j, r in enumerate(fit)]
     columns = [*(f"ev.h{i}" for i in range(len(behaviour))), *fit_hits]
     text = f"""
@@ -141,7 +144,6 @@ LEFT JOIN LATERAL (
     WHERE e.contact_id = t.id AND e.occurred_at <= t.entered_at
 ) ev ON true
 ORDER BY t.handoff_id"""
-    text = text.replace("e.form_kind", "f.kind")
     with connection.cursor() as cursor:
         cursor.execute(text, params)
         rows = cursor.fetchall()

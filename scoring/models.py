@@ -152,7 +152,7 @@ class Backtest(models.Model):
 
     version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="backtests")
     days = models.PositiveIntegerField(default=90)
-    steps_done = models.PositiveSmallIntegerField(default=0, help_text="Of 2: the active version, the draft")
+    steps_done = models.PositiveSmallIntegerField(default=0, help_text="0 queued, 1 replaying, 2 done")
     result = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

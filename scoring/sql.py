@@ -53,12 +53,13 @@ def _text_condition(expr: str, operator: str, values: list[str], prefix: str, pa
     raise ValueError(f"unknown operator {operator!r}")
 
 
-def behaviour_match(rule: Behaviour, i: int, params: dict[str, Any]) -> str:
+def behaviour_match(rule: Behaviour, i: int, params: dict[str, Any], *, form_kind: str = "e.form_kind") -> str:
+    """The rule's condition on an event ``e`` whose form's kind is the column ``form_kind``."""
     params[f"b{i}_type"] = rule.event_type
     condition = f"e.type = %(b{i}_type)s"
     if rule.property_key and rule.operator:
         if rule.property_key == "form_kind":
-            value = "e.form_kind"
+            value = form_kind
         else:
             params[f"b{i}_key"] = rule.property_key
             value = f"lower(e.properties ->> %(b{i}_key)s)"

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('days', models.PositiveIntegerField(default=90)),
-                ('steps_done', models.PositiveSmallIntegerField(default=0, help_text='Of 2: the active version, the draft')),
+                ('steps_done', models.PositiveSmallIntegerField(default=0, help_text='0 queued, 1 replaying, 2 done')),
                 ('result', models.JSONField(blank=True, null=True)),
                 ('started_at', models.DateTimeField(auto_now_add=True)),
                 ('finished_at', models.DateTimeField(blank=True, null=True)),

@@ -86,5 +86,6 @@ def test_every_page_of_every_role_fits_the_screen(browser, signed_in, live_serve
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             if overflow > 0:
                 wide.append((role, url, overflow))
-        page.context.close() if role == "anonymous" else None
+        if role == "anonymous":
+            page.context.close()
     assert not wide, wide

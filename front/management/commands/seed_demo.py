@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from crm import demo
-from crm.models import Contact, StageChange
+from crm.models import Contact, Stage, StageChange
 from handoff.demo import seed_desk, seed_history
-from leads.demo import seed_events
+from handoff.models import QueueEntry
+from leads.demo import seed_events, sources
+from leads.models import Event
+from scoring.adjustments import adjust
+from scoring.evidence import LABELLED
 from scoring.models import ScoreHistory
-from scoring.services import rescore_all_stale
+from scoring.services import rescore, rescore_all_stale
 
 
 def _outcome_signals(*, seed: int) -> None:
@@ -18,18 +24,9 @@ def _outcome_signals(*, seed: int) -> None:
     handoff, leads sales accepted had mostly visited the pricing pages and rejected ones mostly had not;
     downloading content went with rejection (students); opening emails went with nothing; most had asked
     for a demo (sales intent) — the rest were sent by hand."""
-    import random
-
-    from handoff.models import QueueEntry
-    from leads.demo import sources
-    from leads.models import Event
-    from scoring.services import rescore
-
     rng, (website, mailer) = random.Random(seed), sources()
     events = []
-    for entry in QueueEntry.objects.filter(status__in=("accepted", "won", "lost", "rejected")).only(
-        "pk", "contact_id", "entered_at", "status"
-    ):
+    for entry in QueueEntry.objects.filter(status__in=LABELLED).only("pk", "contact_id", "entered_at", "status"):
         accepted = entry.status != "rejected"
         before = entry.entered_at - timedelta(days=rng.uniform(0.2, 5))
         signals = [
@@ -57,10 +54,6 @@ def _outcome_signals(*, seed: int) -> None:
 
 def _adjust_one() -> None:
     """One MQL with a marketer's adjustment, so the breakdown and the timeline show one."""
-    from django.contrib.auth import get_user_model
-
-    from crm.models import Stage
-    from scoring.adjustments import adjust
 
     mia = get_user_model().objects.filter(email="mia@baton.test").first()
     lead = Contact.objects.filter(stage=Stage.MQL, score__lt=55).order_by("pk").first()  # stays short of sql
