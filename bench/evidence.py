@@ -3,7 +3,7 @@
 regression; a 90-day backtest of a draft and the active version (target ≤ 10 s) beside a bare running window
 sum over the same events.
 
-Loads the data with COPY (bench.scoring.load) into a scratch database. Medians of BENCH_RUNS runs.
+Loads the data with COPY (bench.data) into a scratch database. Medians of BENCH_RUNS runs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 import psycopg
 
-from bench.scoring import load
-from bench.support import bench_database_url, median_of, setup_django, table
+from bench import data
+from bench.support import median_of, setup_django, table
 
 HANDOFFS = 5_000
 
@@ -59,14 +59,12 @@ def timed(call) -> float:
 
 
 def main() -> None:
-    url = bench_database_url()
+    url = data.database(100_000, 1_000_000)
     setup_django()
-    from leads.models import Source
     from scoring import backtest, criteria, evidence, suggestions
     from scoring.models import CriteriaVersion
     from scoring.services import active_criteria, criteria_of
 
-    load(url, Source.objects.create(name="bench").pk)
     handoffs(url)
     rules = active_criteria()
     found = evidence.evidence(rules)  # warm the caches, as the page would be

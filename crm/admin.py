@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 
 from crm.freshness import mark_stale
 from crm.models import Company, Contact, StageChange
@@ -31,7 +32,7 @@ class StageChangeInline(admin.TabularInline):
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     list_display = ("email", "first_name", "last_name", "company", "stage", "score", "grade", "owner")
-    list_filter = ("stage", "grade", "trend")
+    list_filter = ("stage",)
     list_select_related = ("company", "owner")
     search_fields = ("email", "first_name", "last_name", "company__name")
     raw_id_fields = ("company", "owner")
@@ -50,6 +51,18 @@ class ContactAdmin(admin.ModelAdmin):
         "updated_at",
     )
     inlines = [StageChangeInline]
+
+    def get_queryset(self, request) -> QuerySet[Contact]:
+        return super().get_queryset(request).scored()
+
+    @staticmethod
+    def _live(name: str):
+        return admin.display(description=name.replace("_", " "))(lambda self, obj: getattr(obj, name))
+
+    score, fit_score, engagement_score, grade, trend = map(
+        _live, ("score", "fit_score", "engagement_score", "grade", "trend")
+    )
+    last_activity_at, scored_at, criteria_version = map(_live, ("last_activity_at", "scored_at", "criteria_version"))
 
     def save_model(self, request, obj: Contact, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

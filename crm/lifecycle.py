@@ -55,7 +55,12 @@ def move(
     """
     to = Stage(to)
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().only("id", "stage", "score", "created_at").get(pk=contact_id)
+        contact = (
+            Contact.objects.scored()
+            .select_for_update(of=("self",))
+            .only("id", "stage", "created_at")
+            .get(pk=contact_id)
+        )
         if expect is not None and contact.stage != Stage(expect):
             raise StageMoveRefused(f"The contact is {contact.get_stage_display()} now, not {Stage(expect).label}.")
         if contact.stage == to:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Case, F, JSONField, Q, Value, When
-from django.db.models.functions import Lower, Now, Upper
+from django.db.models import F, FilteredRelation, JSONField, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Lower, Now, Upper
 
 
 class Stage(models.TextChoices):
@@ -33,7 +35,28 @@ class Trend(models.TextChoices):
     COOLING = "cooling", "Cooling"
 
 
-MQL_FIRST = Case(When(stage="mql", then=Value(1)), default=Value(0), output_field=models.IntegerField())
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A score's last activity with "never" as the epoch: the leads list's activity sort and the index serving it.
+ACTIVE_AT = Coalesce(F("last_activity_at"), Value(EPOCH))
+
+
+class ContactQuerySet(models.QuerySet):
+    def scored(self) -> ContactQuerySet:
+        """The contacts with their live score's fields, named as they read (a contact not scored yet reads 0, C,
+        steady). ``live`` is the joined score row, for filters and sorts that an index serves."""
+        version = Subquery(ScoreVersion.objects.values("live")[:1])
+        live = FilteredRelation("scores", condition=Q(scores__version=version))
+        return self.annotate(live=live).annotate(
+            score=Coalesce(F("live__score"), 0),
+            fit_score=Coalesce(F("live__fit_score"), 0.0),
+            engagement_score=Coalesce(F("live__engagement_score"), 0.0),
+            grade=Coalesce(F("live__grade"), Value(Grade.C)),
+            trend=Coalesce(F("live__trend"), Value(Trend.STEADY)),
+            breakdown=Coalesce(F("live__breakdown"), Value([], JSONField())),
+            last_activity_at=F("live__last_activity_at"),
+            scored_at=F("live__scored_at"),
+            criteria_version=F("live__version"),
+        )
 
 
 class Company(models.Model):
@@ -76,40 +99,26 @@ class Contact(models.Model):
 
     channel = models.CharField(max_length=100, blank=True, default="", db_default="", help_text="First-touch channel")
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD, db_default=Stage.LEAD)
-    score = models.IntegerField(default=0, db_default=0, help_text="fit + engagement, rounded")
-    fit_score = models.FloatField(default=0, db_default=0)
-    engagement_score = models.FloatField(default=0, db_default=0)
-    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C, db_default=Grade.C)
     stage_held = models.BooleanField(
         default=False, db_default=False, help_text="Put in lead or mql by a marketer: scoring leaves it there"
     )
-    trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY, db_default=Trend.STEADY)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_contacts"
     )
     email_opt_out = models.BooleanField(default=False, db_default=False)
-    last_activity_at = models.DateTimeField(null=True, blank=True)
-    scored_at = models.DateTimeField(null=True, blank=True)
-    criteria_version = models.PositiveIntegerField(null=True, blank=True)
-    # Why the score is what it is: [{"rule", "kind", "events", "points"}], written with the score; sums to it.
-    breakdown = models.JSONField(default=list, db_default=Value([], JSONField()), blank=True)
     # When sales last rejected ("recycled") the contact; only later activity can promote it again.
     recycled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
+    objects = ContactQuerySet.as_manager()
+
     class Meta:
         indexes = [
-            # The leads list: every sort is keyset-paged on (sort key, id).
-            models.Index(fields=["-score", "-id"], name="contact_score_idx"),
-            # The default sort, MQLs first: the same expression front.leadlist orders by.
-            models.Index(MQL_FIRST.desc(), F("score").desc(), F("id").desc(), name="contact_mql_first_idx"),
-            models.Index(fields=["stage", "-score", "-id"], name="contact_stage_score_idx"),
-            models.Index(fields=["-last_activity_at", "-id"], name="contact_activity_idx"),
+            # The leads list's "Newest" sort, keyset-paged on (created_at, id); its other sorts are the score's.
             models.Index(fields=["-created_at", "-id"], name="contact_created_idx"),
-            models.Index(fields=["grade"], name="contact_grade_idx"),
-            models.Index(fields=["trend"], name="contact_trend_idx"),
-            models.Index(fields=["channel"], name="contact_channel_idx"),
+            models.Index(fields=["stage", "-id"], name="contact_stage_idx"),
+            models.Index(Upper("channel"), name="contact_channel_ci_idx"),
             # Text search (icontains is UPPER(col) LIKE UPPER(%q%)): trigram indexes on what it compares.
             *(
                 GinIndex(OpClass(Upper(name), name="gin_trgm_ops"), name=f"contact_{name}_trgm")
@@ -150,6 +159,74 @@ class ContactActivity(models.Model):
 
     def __str__(self) -> str:
         return f"activity of contact {self.contact_id}"
+
+
+class ScoreQuerySet(models.QuerySet):
+    def live(self) -> ScoreQuerySet:
+        """The scores readers see: the live version's."""
+        return self.filter(version=Subquery(ScoreVersion.objects.values("live")[:1]))
+
+
+class Score(models.Model):
+    """A contact's score under one criteria version, written by scoring only: off the contact row, so ingest and
+    rescoring never write the same rows, and narrow, so a new score is a cheap row version.
+
+    Every contact has one from its creation (a trigger writes a zero placeholder under the live version, so a new
+    contact is listed before its first score). Readers see the live version's rows (``ScoreVersion``); while a
+    newly published version is being computed its rows stand beside the live ones, and one update of
+    ``ScoreVersion`` switches every reader at once. The facts
+    after ``breakdown`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
+    per behaviour rule the decayed sum as of ``scored_at`` (all events, and since the last rejection), and when a
+    window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry).
+    """
+
+    pk = models.CompositePrimaryKey("version", "contact")
+    version = models.PositiveIntegerField()
+    # No database constraint: its key-share lock on the contact for every score written would make every
+    # rescore write the contact rows too (a deleted contact's scores go with it through the ORM).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="scores"
+    )
+    score = models.IntegerField(default=0, help_text="fit + engagement, rounded")
+    fit_score = models.FloatField(default=0)
+    engagement_score = models.FloatField(default=0)
+    promotion_score = models.IntegerField(default=0, help_text="The score counting only activity since a rejection")
+    intent_at = models.DateTimeField(null=True, help_text="The latest sales-intent form since a rejection")
+    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C)
+    trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY)
+    # Why the score is what it is: [{"rule", "kind", "events", "points"}], written with the score; sums to it.
+    breakdown = models.JSONField(default=list)
+    last_activity_at = models.DateTimeField(null=True)
+    scored_at = models.DateTimeField(null=True, help_text="Empty for a new contact's placeholder: not scored yet")
+    sums = ArrayField(models.FloatField(), default=list)
+    fresh_sums = ArrayField(models.FloatField(), default=list)
+    counts = ArrayField(models.IntegerField(), default=list)
+    manual = models.FloatField(default=0)
+    manual_fresh = models.FloatField(default=0)
+    recompute_at = models.DateTimeField(null=True, help_text="When a window fact changes: rescore from events")
+
+    objects = ScoreQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The leads list's sorts, each keyset-paged on (sort key, contact) within the live version.
+            models.Index(F("version"), F("score").desc(), F("contact_id").desc(), name="score_rank_idx"),
+            models.Index(F("version"), ACTIVE_AT.desc(), F("contact_id").desc(), name="score_activity_idx"),
+            models.Index(fields=["version", "grade", "-score", "-contact_id"], name="score_grade_idx"),
+            models.Index(fields=["version", "trend", "-score", "-contact_id"], name="score_trend_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version} score of contact {self.contact_id}: {self.score}"
+
+
+class ScoreVersion(models.Model):
+    """One row: the criteria version whose scores readers see. Changed only when a version's scores are complete."""
+
+    live = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"live scores: v{self.live}"
 
 
 class StageChange(models.Model):

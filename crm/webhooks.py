@@ -142,7 +142,7 @@ def emit(*, type: str, items: list[tuple[int | None, dict[str, Any]]], at: datet
     ids = {contact_id for contact_id, _ in items if contact_id is not None}
     shapes = {
         c.pk: contact_json.of(c, history=False)
-        for c in Contact.objects.filter(pk__in=ids).select_related("company", "owner")
+        for c in Contact.objects.scored().filter(pk__in=ids).select_related("company", "owner")
     }
     rows = [
         _delivery(endpoint, type, at, {"contact": shapes.get(contact_id), **extra}, contact_id=contact_id)

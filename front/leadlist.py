@@ -5,31 +5,30 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import BooleanField, Count, F, Func, QuerySet, Value
 from django.utils import timezone
 
-from crm.models import MQL_FIRST, Company, Contact, Grade, Stage, Trend
+from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
 from front import reports
 from front.forms import MAX_ID
 from front.report_query import Moment, end_of, start_of
 from handoff.models import QueueEntry
 
 PAGE_SIZE = 50
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never active" sorts last
-# Each sort: the annotated keys it orders by (descending), then id.
+# Each sort: the score-table key it orders by (descending), then the contact; "MQLs first" reads the MQLs, then
+# the rest, each by score.
 SORTS = {
-    "priority": ("MQLs first", ("mql_first", "score")),
-    "score": ("Score", ("score",)),
-    "activity": ("Last activity", ("active_at",)),
-    "created": ("Newest", ("created_at",)),
+    "priority": ("MQLs first", F("score")),
+    "score": ("Score", F("score")),
+    "activity": ("Last activity", ACTIVE_AT),
+    "created": ("Newest", F("contact__created_at")),
 }
 ACTIVE = {"7": 7, "30": 30, "90": 90}
 SCORE_BOUND = 1_000_000
@@ -110,18 +109,21 @@ class Page:
     next_cursor: str | None
 
 
-def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
-    """Every contact the cleaned filters match (what the list pages through, and what Export writes)."""
-    found = Contact.objects.all()
+def filtered(data: dict[str, Any], user) -> QuerySet[Score]:
+    """The live scores of every contact the cleaned filters match: what the list pages through (each sort is an
+    index on the score table, in the live version), what it counts and what Export writes."""
+    found = Score.objects.live()
     for word in (data.get("q") or "").split()[:5]:
-        found = found.filter(pk__in=_matching(word))
-    for field in ("stage", "grade", "trend"):
+        found = found.filter(contact_id__in=_matching(word))
+    for field in ("grade", "trend"):
         if data.get(field):
             found = found.filter(**{field: data[field]})
+    if data.get("stage"):
+        found = found.filter(contact__stage=data["stage"])
     if data.get("channel"):
-        found = found.filter(channel__iexact=data["channel"].strip())
+        found = found.filter(contact__channel__iexact=data["channel"].strip())
     if data.get("report"):
-        found = found.filter(pk__in=_in_report(data).values("pk"))
+        found = found.filter(contact_id__in=_in_report(data).values("pk"))
     if data.get("min_score") is not None:
         found = found.filter(score__gte=data["min_score"])
     if data.get("max_score") is not None:
@@ -132,12 +134,17 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Contact]:
         found = found.filter(last_activity_at__gte=timezone.now() - timedelta(days=ACTIVE[data["active"]]))
     owner = data.get("owner") or ""
     if owner == "me":
-        found = found.filter(owner=user)
+        found = found.filter(contact__owner=user)
     elif owner == "none":
-        found = found.filter(owner=None)
+        found = found.filter(contact__owner=None)
     elif owner:
-        found = found.filter(owner_id=int(owner))
+        found = found.filter(contact__owner_id=int(owner))
     return found
+
+
+def exported(data: dict[str, Any], user) -> QuerySet[Contact]:
+    """The contacts the cleaned filters match, with their live scores (Export)."""
+    return Contact.objects.scored().filter(pk__in=filtered(data, user).values("contact_id")).order_by("pk")
 
 
 def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
@@ -154,62 +161,102 @@ def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
     )
 
 
-def _matching(word: str) -> QuerySet:
+SEARCH_IDS = 5_000  # a search matching at most this many contacts is looked up by their ids
+
+
+def _matching(word: str) -> list[int] | QuerySet:
     """Ids of contacts with ``word`` in their email, name or company: a union, so each part uses its own
-    trigram index (an OR across the company join would scan every contact)."""
+    trigram index (an OR across the company join would scan every contact). A few are fetched first, so the
+    page reads just their scores; a word most contacts match stays a subquery, met early in any sort."""
     ids = Contact.objects.values("id")
-    return (
+    found = (
         ids.filter(email__icontains=word)
         .union(ids.filter(first_name__icontains=word), ids.filter(last_name__icontains=word))
         .union(ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")))
     )
+    few = [row["id"] for row in found[: SEARCH_IDS + 1]]
+    return few if len(few) <= SEARCH_IDS else found
 
 
-def _after(keys: tuple[str, ...], values: list) -> Q:
-    """Rows after ``values`` in (keys..., id) descending order: the keyset condition."""
-    *key_values, last_id = values
-    condition = Q(id__lt=last_id)
-    for key, value in reversed(list(zip(keys, key_values, strict=True))):
-        condition = Q(**{f"{key}__lt": value}) | (Q(**{key: value}) & condition)
-    return condition
+class RowBefore(Func):
+    """``(a, b, …) < (x, y, …)``: the keyset condition, which an index on (a, b, …) descending serves."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, columns: list, values: list) -> None:
+        super().__init__(*columns, *(Value(v) for v in values))
+
+    def as_sql(self, compiler, connection, **extra):
+        parts, params = [], []
+        for expression in self.source_expressions:
+            sql, p = compiler.compile(expression)
+            parts.append(sql)
+            params += p
+        half = len(parts) // 2
+        return f"({', '.join(parts[:half])}) < ({', '.join(parts[half:])})", params
 
 
-def _decode_after(keys: tuple[str, ...], after: Any) -> list | None:
-    """The cursor's (keys..., id) with their types back, or None for a cursor that does not fit this sort."""
-    if not isinstance(after, list) or len(after) != len(keys) + 1:
+def _decode_after(sort: str, after: Any) -> list | None:
+    """The cursor's (mql first?, key, contact id) with their types back, or None for one that does not fit."""
+    if not isinstance(after, list) or len(after) != 3:
         return None
     try:
-        values = [
-            datetime.fromisoformat(v) if key in ("active_at", "created_at") else int(v)
-            for key, v in zip(keys, after[:-1], strict=True)
-        ]
-        last_id = int(after[-1])
+        first, key, last_id = int(after[0]), after[1], int(after[2])
+        key = datetime.fromisoformat(key) if sort in ("activity", "created") else int(key)
     except (TypeError, ValueError):
         return None
-    numbers = [v for v in values if isinstance(v, int)] + [last_id]
-    if any(abs(n) > MAX_ID for n in numbers) or any(v.tzinfo is None for v in values if isinstance(v, datetime)):
+    if first not in (0, 1) or abs(last_id) > MAX_ID or (isinstance(key, int) and abs(key) > MAX_ID):
         return None
-    return [*values, last_id]
+    if isinstance(key, datetime) and key.tzinfo is None:
+        return None
+    return [first, key, last_id]
+
+
+def _phases(data: dict[str, Any], sort: str) -> list[int]:
+    """The parts a sort reads in turn: MQLs first (1), then the rest (0); other sorts one part (0)."""
+    if sort != "priority" or data.get("stage"):
+        return [0]
+    return [1, 0]
 
 
 def page(data: dict[str, Any], *, user) -> Page:
-    """One page of contacts for the cleaned filters. Two queries: the page and its related rows."""
-    keys = SORTS[data.get("sort") or "priority"][1]
-    found = filtered(data, user).annotate(
-        mql_first=MQL_FIRST,
-        active_at=Coalesce(F("last_activity_at"), Value(EPOCH)),
-    )
-    after = _decode_after(keys, data.get("after"))
-    if after is not None:
-        found = found.filter(_after(keys, after))
-    rows = list(found.select_related("company", "owner").order_by(*(f"-{k}" for k in keys), "-id")[: PAGE_SIZE + 1])
+    """One page of contacts for the cleaned filters: a keyset query on the sort's index (a second one where
+    "MQLs first" runs out of MQLs), the contact, company and owner joined to it."""
+    sort = data.get("sort") or "priority"
+    key = SORTS[sort][1]
+    after = _decode_after(sort, data.get("after"))
+    found = filtered(data, user).select_related("contact__company", "contact__owner")
+    rows: list[tuple[int, Score]] = []
+    for phase in _phases(data, sort):
+        if after is not None and phase > after[0]:
+            continue
+        part = found
+        if len(_phases(data, sort)) > 1:
+            part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
+        if after is not None and phase == after[0]:
+            part = part.filter(RowBefore([key, F("contact_id")], after[1:]))
+        wanted = PAGE_SIZE + 1 - len(rows)
+        rows += [(phase, s) for s in part.order_by(key.desc(), F("contact_id").desc())[:wanted]]
+        if len(rows) > PAGE_SIZE:
+            break
     cursor = None
     if len(rows) > PAGE_SIZE:
-        rows, last = rows[:PAGE_SIZE], rows[PAGE_SIZE - 1]
-        values = [getattr(last, k) for k in keys]
-        values = [v.isoformat() if isinstance(v, datetime) else v for v in values] + [last.pk]
-        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-    return Page(rows, cursor)
+        rows = rows[:PAGE_SIZE]
+        phase, last = rows[-1]
+        value = {"activity": (last.last_activity_at or EPOCH), "created": last.contact.created_at}.get(sort, last.score)
+        value = value.isoformat() if isinstance(value, datetime) else value
+        cursor = base64.urlsafe_b64encode(json.dumps([phase, value, last.contact_id]).encode()).decode()
+    return Page([with_score(s) for _, s in rows], cursor)
+
+
+def with_score(row: Score) -> Contact:
+    """The row's contact, reading its score's fields as ``Contact.objects.scored()`` gives them."""
+    contact = row.contact
+    for name in ("score", "fit_score", "engagement_score", "grade", "trend", "breakdown", "last_activity_at"):
+        setattr(contact, name, getattr(row, name))
+    contact.scored_at, contact.criteria_version = row.scored_at, row.version
+    return contact
 
 
 COUNT_EXACT_UP_TO = 10_000
@@ -222,7 +269,7 @@ def total(found: QuerySet[Contact]) -> tuple[int, bool]:
     bounded = found.order_by()[: COUNT_EXACT_UP_TO + 1].count()
     if bounded <= COUNT_EXACT_UP_TO:
         return bounded, True
-    sql, params = found.order_by().values("id").query.sql_with_params()
+    sql, params = found.order_by().values("contact_id").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         estimate = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])

@@ -381,8 +381,9 @@ def score_distribution() -> dict[str, list[tuple[int, int]]]:
     """Today's scores per stage in bins of SCORE_BIN points: {stage: [(bin start, contacts)]}. A snapshot."""
     found: dict[str, list[tuple[int, int]]] = {stage: [] for stage in FUNNEL}
     for stage, low, n in _rows(
-        f"SELECT stage, floor(score / {SCORE_BIN}.0)::int * {SCORE_BIN}, count(*) FROM crm_contact"
-        " WHERE stage = ANY(%(stages)s) GROUP BY 1, 2 ORDER BY 1, 2",
+        f"SELECT c.stage, floor(coalesce(s.score, 0) / {SCORE_BIN}.0)::int * {SCORE_BIN}, count(*) FROM crm_contact c"
+        " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
+        " WHERE c.stage = ANY(%(stages)s) GROUP BY 1, 2 ORDER BY 1, 2",
         {"stages": list(FUNNEL)},
     ):
         found[stage].append((low, n))

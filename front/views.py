@@ -57,11 +57,11 @@ def contact_export(request: HttpRequest) -> HttpResponse:
     form = leadlist.LeadFilters(request.GET)
     if not form.is_valid():
         return HttpResponse("Those filters are not valid; fix them on the leads list first.", status=400)
-    return csv_export.response(leadlist.filtered(form.cleaned_data, request.user), filename="leads.csv")
+    return csv_export.response(leadlist.exported(form.cleaned_data, request.user), filename="leads.csv")
 
 
 def _contact(contact_id: int) -> Contact:
-    return get_object_or_404(Contact.objects.select_related("company", "owner"), pk=contact_id)
+    return get_object_or_404(Contact.objects.scored().select_related("company", "owner"), pk=contact_id)
 
 
 @require_GET

@@ -22,7 +22,7 @@ from crm.celery import send_soon
 from crm.contact_json import iso
 from crm.errors import DomainError
 from crm.lifecycle import Actor
-from crm.models import Contact, Stage, WebhookEndpoint
+from crm.models import Contact, Grade, Score, Stage, WebhookEndpoint
 from crm.roles import MARKETING, SALES
 from handoff import business_time
 from handoff.business_time import Calendar
@@ -84,7 +84,7 @@ def enqueue(
     desk = Desk.get()
     calendar = Calendar.of(desk)
     routed = now if desk.mode == Desk.Mode.OPEN else None
-    contacts = list(Contact.objects.filter(pk__in=contact_ids).select_related("company"))
+    contacts = list(Contact.objects.scored().filter(pk__in=contact_ids).select_related("company"))
     facts = _facts(contacts, requested)
     entries = [
         QueueEntry(
@@ -346,6 +346,13 @@ def route(*, now: datetime | None = None, limit: int | None = None) -> int:
         if not entries:
             return 0
         rules = list(RoutingRule.objects.prefetch_related("reps"))
+        grades = dict(
+            Score.objects.live()
+            .filter(contact_id__in=[e.contact_id for e in entries])
+            .values_list("contact_id", "grade")
+        )
+        for entry in entries:  # what a routing rule on the grade reads
+            entry.contact.grade = grades.get(entry.contact_id, Grade.C)
         reps = {
             r.pk: r
             for r in Rep.objects.select_for_update(of=("self",)).filter(
@@ -590,9 +597,9 @@ def send_to_sales(
     now = timezone.now()
     with transaction.atomic():
         movable = list(
-            Contact.objects.filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL)).values_list(
-                "pk", "stage", "score"
-            )
+            Contact.objects.scored()
+            .filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL))
+            .values_list("pk", "stage", "score")
         )
         moved = lifecycle.move_many(
             moves=[
@@ -615,8 +622,10 @@ def disqualify(*, contact_ids: list[int], marketer: AbstractBaseUser, reason: st
     """Disqualify leads and MQLs (sales' contacts are sales' to close), for a reason. Returns how many moved."""
     if not reason.strip():
         raise HandoffRefused("Say why you disqualify (the reason is kept in the stage history).")
-    movable = Contact.objects.filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL)).values_list(
-        "pk", "stage", "score"
+    movable = (
+        Contact.objects.scored()
+        .filter(pk__in=contact_ids, stage__in=(Stage.LEAD, Stage.MQL))
+        .values_list("pk", "stage", "score")
     )
     moves = [
         lifecycle.Move(pk, stage, Stage.DISQUALIFIED, f"Disqualified: {reason.strip()}", score)

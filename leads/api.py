@@ -212,7 +212,7 @@ def list_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpRes
 )
 def export_contacts(request: HttpRequest, filters: Query[ContactQuery]) -> HttpResponse:
     """Every contact the filters match, as streamed CSV (formula-like cells prefixed with '). Needs a `read` key."""
-    return csv_export.response(contacts.filtered(filters, Contact.objects.all()), filename="contacts.csv")
+    return csv_export.response(contacts.filtered(filters, Contact.objects.scored()), filename="contacts.csv")
 
 
 @api.get(

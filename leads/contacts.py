@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from crm.models import Contact, StageChange
 from leads import errors
@@ -13,8 +13,10 @@ from leads.schemas import ContactQuery
 
 
 def contacts() -> QuerySet[Contact]:
-    return Contact.objects.select_related("company", "owner").prefetch_related(
-        Prefetch("stage_changes", queryset=StageChange.objects.order_by("at", "id"))
+    return (
+        Contact.objects.scored()
+        .select_related("company", "owner")
+        .prefetch_related(Prefetch("stage_changes", queryset=StageChange.objects.order_by("at", "id")))
     )
 
 
@@ -46,7 +48,8 @@ def filtered(query: ContactQuery, found: QuerySet[Contact]) -> QuerySet[Contact]
     if query.max_score is not None:
         found = found.filter(score__lte=query.max_score)
     if query.updated_since is not None:
-        found = found.filter(updated_at__gte=query.updated_since)
+        # A new score is an update too (the contact row itself is not written by scoring).
+        found = found.filter(Q(updated_at__gte=query.updated_since) | Q(scored_at__gte=query.updated_since))
     return found
 
 

@@ -151,7 +151,12 @@ def preview(version: CriteriaVersion) -> Preview:
                 )
                 result.names = dict(cursor.fetchall())
                 return result
-            cursor.execute("SELECT id, stage, grade FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
+            cursor.execute(
+                "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
+                " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
+                " WHERE c.id BETWEEN %s AND %s",
+                [lo, hi],
+            )
             today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
             for pk, stage, score, promotion, intent, grade, held in cursor.fetchall():

@@ -124,6 +124,9 @@ class RescoreRun(models.Model):
     last_contact_id = models.BigIntegerField(default=0, help_text="Resume point after a worker loss")
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    switched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When readers began to see its version (its stage rules follow)"
+    )
     resumes = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

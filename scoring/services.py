@@ -18,8 +18,9 @@ from crm import lifecycle
 from crm.celery import send_soon
 from crm.freshness import coalescing_key
 from crm.lifecycle import Actor, Move
-from crm.models import Stage
+from crm.models import ScoreVersion, Stage
 from crm.redis_client import get_redis
+from crm.retry import retrying
 from handoff import services as handoff
 from leads import imports
 from leads.forms import requested_forms
@@ -40,6 +41,10 @@ IMPORT_SCORING_PATIENCE = 120.0  # seconds an import waits for other workers sco
 RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
 RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sent again
 MAX_RESUMES = 5
+COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
+COMPUTE_CHUNK_MAX = 200_000
+COMPUTE_WORK_MEM = "256MB"
+REFRESH_CHUNK = 50_000  # contacts a decay refresh brings to now in one transaction
 
 
 def criteria_of(version: CriteriaVersion) -> Criteria:
@@ -89,9 +94,31 @@ def active_criteria() -> Criteria:
     return criteria_of(version)
 
 
+def live_version() -> int:
+    """The criteria version whose scores readers see."""
+    return ScoreVersion.objects.values_list("live", flat=True).get()
+
+
+def _criteria_numbered(number: int) -> Criteria:
+    version = CriteriaVersion.objects.prefetch_related("behaviour_rules", "fit_rules").get(number=number)
+    return criteria_of(version)
+
+
+def scored_versions() -> tuple[Criteria, Criteria | None]:
+    """The live criteria, and the active one when its scores are still being computed (published, not live)."""
+    live = live_version()
+    active = CriteriaVersion.objects.values_list("number", flat=True).get(status=CriteriaVersion.Status.ACTIVE)
+    return _criteria_numbered(live), (_criteria_numbered(active) if active != live else None)
+
+
 @cache
-def _statement(criteria: Criteria, by_range: bool) -> tuple[str, dict]:
-    return sql.statement(criteria, by_range=by_range)
+def _statement(criteria: Criteria, by_range: bool, keep: bool = False, history: bool = True) -> tuple[str, dict]:
+    return sql.statement(criteria, by_range=by_range, keep=keep, history=history)
+
+
+@cache
+def _rescale(criteria: Criteria) -> tuple[str, dict]:
+    return sql.rescale(criteria)
 
 
 @dataclass(frozen=True)
@@ -100,46 +127,51 @@ class Rescored:
     moves: list[Move]
 
 
-def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql: bool = False, **target) -> Rescored:
-    """Score the target contacts in one statement, then apply the stage rules. One transaction.
+def _move(criteria: Criteria, rows: list[tuple], now: datetime, *, notify: bool = True, hold_sql: bool = False):
+    """Apply the stage rules to scored rows (id, stage, score, promotion, intent, grade, held); contacts entering
+    sql enter the handoff queue (``notify=False``: without emailing sales; ``hold_sql``: nobody moves to sql)."""
+    moves = []
+    for contact_id, stage, score, promotion_score, has_intent, _grade, held in rows:
+        decision = automatic_move(
+            stage=stage,
+            score=score,
+            promotion_score=promotion_score,
+            has_intent=has_intent,
+            criteria=criteria,
+            hold_sql=hold_sql,
+            held=held,
+        )
+        if decision is not None:
+            moves.append(Move(contact_id, stage, decision[0], decision[1], score))
+    moved = lifecycle.move_many(moves=moves, by=Actor.scoring(criteria.version))
+    sales_ready = [m.contact_id for m in moved if m.to == Stage.SQL]
+    if sales_ready:  # entering sql puts the contact in the handoff queue
+        handoff.enqueue(
+            contact_ids=sales_ready,
+            sent_by=f"scoring v{criteria.version}",
+            now=now,
+            sla=current_sla(),  # the active criteria's, as for a marketer's hand-over
+            requested=requested_forms(contact_ids=sales_ready, now=now),
+            notify=notify,
+        )
+    if moved:  # the score history marks each move with the stage it reached
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
+                " SELECT c.id, %s, s.score, s.fit_score, s.engagement_score, c.stage FROM crm_contact c"
+                " JOIN crm_score s ON s.version = %s AND s.contact_id = c.id WHERE c.id = ANY(%s)",
+                [now, criteria.version, [m.contact_id for m in moved]],
+            )
+    return moved
 
-    Contacts entering sql enter the handoff queue; ``notify=False`` opens their entries without emailing sales;
-    ``hold_sql`` moves nobody to sql (see stages.automatic_move).
-    """
+
+def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql: bool = False, **target) -> Rescored:
+    """Score the target contacts from their events under the live ``criteria``, then apply the stage rules."""
     text, params = _statement(criteria, "lo" in target)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(text, params | target | {"now": now})
         rows = cursor.fetchall()
-        moves = []
-        for contact_id, stage, score, promotion_score, has_intent, _grade, held in rows:
-            decision = automatic_move(
-                stage=stage,
-                score=score,
-                promotion_score=promotion_score,
-                has_intent=has_intent,
-                criteria=criteria,
-                hold_sql=hold_sql,
-                held=held,
-            )
-            if decision is not None:
-                moves.append(Move(contact_id, stage, decision[0], decision[1], score))
-        moved = lifecycle.move_many(moves=moves, by=Actor.scoring(criteria.version))
-        sales_ready = [m.contact_id for m in moved if m.to == Stage.SQL]
-        if sales_ready:  # entering sql puts the contact in the handoff queue
-            handoff.enqueue(
-                contact_ids=sales_ready,
-                sent_by=f"scoring v{criteria.version}",
-                now=now,
-                sla=handoff.Sla(criteria.sla_unclaimed_minutes, criteria.sla_first_touch_minutes),
-                requested=requested_forms(contact_ids=sales_ready, now=now),
-                notify=notify,
-            )
-        if moved:
-            cursor.execute(
-                "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
-                " SELECT id, %s, score, fit_score, engagement_score, stage FROM crm_contact WHERE id = ANY(%s)",
-                [now, [m.contact_id for m in moved]],
-            )
+        moved = _move(criteria, rows, now, notify=notify, hold_sql=hold_sql)
     return Rescored(len(rows), moved)
 
 
@@ -150,11 +182,29 @@ def rescore(
     now: datetime | None = None,
     notify: bool = True,
     hold_sql: bool = False,
+    clear_stale: bool = False,
 ) -> Rescored:
-    """Rescore these contacts against the active criteria and move their stages. Safe to run twice."""
-    return _rescore(
-        criteria or active_criteria(), now or timezone.now(), notify=notify, hold_sql=hold_sql, ids=list(contact_ids)
-    )
+    """Rescore these contacts and move their stages (one transaction, retried after a deadlock): under the live
+    criteria (or ``criteria``), and under a published version still being computed. ``clear_stale`` clears
+    their stale marks set before ``now``, in the same transaction. Safe to run twice."""
+    live, pending = (criteria, None) if criteria else scored_versions()
+    now, ids = now or timezone.now(), sorted(set(contact_ids))
+
+    def once() -> Rescored:
+        with transaction.atomic(), connection.cursor() as cursor:
+            result = _rescore(live, now, notify=notify, hold_sql=hold_sql, ids=ids)
+            if pending is not None:
+                text, params = _statement(pending, False, history=False)
+                cursor.execute(text, params | {"ids": ids, "now": now})
+            if clear_stale:
+                cursor.execute(
+                    "UPDATE crm_contactactivity SET stale_since = NULL"
+                    " WHERE contact_id = ANY(%s) AND stale_since <= %s",
+                    [ids, now],
+                )
+            return result
+
+    return retrying(once)
 
 
 def rescore_stale(*, contact_ids: list[int], notify: bool = True, hold_sql: bool = False) -> Rescored:
@@ -172,14 +222,8 @@ def rescore_stale(*, contact_ids: list[int], notify: bool = True, hold_sql: bool
         pipe.execute()
     except (redis.RedisError, OSError) as e:
         log.warning("coalescing keys not cleared (%s)", e)
-    started = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:  # the new score and the cleared mark, together
-        result = rescore(contact_ids=contact_ids, now=started, notify=notify, hold_sql=hold_sql)
-        cursor.execute(
-            "UPDATE crm_contactactivity SET stale_since = NULL WHERE contact_id = ANY(%s) AND stale_since <= %s",
-            [list(contact_ids), started],
-        )
-    return result
+    # The new score and the cleared mark, together.
+    return rescore(contact_ids=contact_ids, now=timezone.now(), notify=notify, hold_sql=hold_sql, clear_stale=True)
 
 
 def rescore_all_stale(*, notify: bool = True) -> int:
@@ -270,9 +314,129 @@ def full_rescore_running() -> bool:
         return not cursor.fetchone()[0]
 
 
+def _chunks(after: int, size: int) -> Iterator[tuple[int, int]]:
+    """The contacts after ``after`` as id ranges [lo, hi] of ``size`` contacts (ids may be sparse)."""
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
+                [after, size],
+            )
+            lo, hi = cursor.fetchone()
+            if lo is None:
+                return
+            yield lo, hi
+            after = hi
+
+
+def _stamp(run: RescoreRun, hi: int, done: int, *fields: str) -> None:
+    run.last_contact_id, run.done, run.heartbeat_at = hi, min(run.total, done), timezone.now()
+    run.save(update_fields=["last_contact_id", "done", "heartbeat_at", *fields])
+
+
+def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
+    """Score every contact from its events under a version not yet live, beside the live scores, in a few
+    large id ranges (each a pass over the events: few passes, and a progress step each). A score a rescore
+    of newer activity wrote meanwhile is kept."""
+    text, params = _statement(criteria, True, keep=True, history=False)
+    size = min(max(CHUNK, run.total // COMPUTE_PASSES + 1), COMPUTE_CHUNK_MAX)
+    for lo, hi in _chunks(run.last_contact_id, size):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
+            cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
+            _stamp(run, hi, run.done + cursor.rowcount)
+
+
+def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
+    """Readers see the run's version from now on, all at once: one update of the live version, with a
+    score-history row for every contact whose score it moves."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        live = ScoreVersion.objects.select_for_update().get()
+        cursor.execute(
+            "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
+            " SELECT n.contact_id, %s, n.score, n.fit_score, n.engagement_score, c.stage"
+            " FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id"
+            " LEFT JOIN crm_score o ON o.version = %s AND o.contact_id = n.contact_id"
+            " WHERE n.version = %s AND n.score IS DISTINCT FROM o.score",
+            [now, live.live, criteria.version],
+        )
+        live.live = criteria.version
+        live.save(update_fields=["live"])
+        run.switched_at = now
+        _stamp(run, 0, run.total, "switched_at")
+
+
+def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
+    """After the switch: apply the stage rules under the live version (only contacts a rule might move are
+    read) and drop the scores of other versions, range by range."""
+    candidates = """
+        SELECT s.contact_id, c.stage, s.score, s.promotion_score,
+            coalesce(%(now)s - s.intent_at <= make_interval(days => %(intent_days)s), false), s.grade, c.stage_held
+        FROM crm_score s JOIN crm_contact c ON c.id = s.contact_id
+        WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND c.stage IN ('lead', 'mql')
+            AND (s.promotion_score >= %(low)s OR (c.stage = 'mql' AND s.score < %(demote)s))
+        ORDER BY s.contact_id"""
+    params = {
+        "now": now,
+        "intent_days": criteria.intent_days,
+        "version": criteria.version,
+        "low": min(criteria.mql_threshold, criteria.sql_threshold),
+        "demote": criteria.mql_threshold - criteria.hysteresis,
+    }
+    for lo, hi in _chunks(run.last_contact_id, COMPUTE_CHUNK_MAX):
+
+        def once(lo: int = lo, hi: int = hi) -> None:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(candidates, params | {"lo": lo, "hi": hi})
+                _move(criteria, cursor.fetchall(), now)
+                cursor.execute(
+                    "DELETE FROM crm_score WHERE (version < %(v)s OR version > %(v)s) AND contact_id BETWEEN %(lo)s"
+                    " AND %(hi)s",
+                    {"v": criteria.version, "lo": lo, "hi": hi},
+                )
+                _stamp(run, hi, run.total)
+
+        retrying(once)
+
+
+UNSCALABLE = """
+    SELECT c.id FROM crm_contact c LEFT JOIN crm_score s ON s.version = %s AND s.contact_id = c.id
+    WHERE c.id BETWEEN %s AND %s
+        AND (s.scored_at IS NULL OR s.recompute_at <= %s OR cardinality(s.sums) <> %s)
+    ORDER BY c.id"""
+
+
+def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> Rescored:
+    """Bring the live scores of contacts lo..hi to ``now`` and apply the stage rules (one transaction, retried
+    after a deadlock): rescale the stored sums by their decay (no events read), and score from events the
+    contacts whose facts do not scale (a window passed, other rules, never scored)."""
+    text, params = _rescale(criteria)
+
+    def once() -> Rescored:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
+            moved = _move(criteria, cursor.fetchall(), now)
+            cursor.execute(UNSCALABLE, [criteria.version, lo, hi, now, len(criteria.behaviour)])
+            ids = [row[0] for row in cursor.fetchall()]
+            if len(ids) > CHUNK:  # many (new rules, a first refresh): one pass over the range's events
+                moved += _rescore(criteria, now, lo=lo, hi=hi).moves
+            elif ids:
+                moved += _rescore(criteria, now, ids=ids).moves
+            cursor.execute("SELECT count(*) FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
+            return Rescored(cursor.fetchone()[0], moved)
+
+    return retrying(once)
+
+
+def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
+    for lo, hi in _chunks(run.last_contact_id, REFRESH_CHUNK):
+        _stamp(run, hi, run.done + refresh(criteria=criteria, lo=lo, hi=hi, now=now).contacts)
+
+
 def _execute(run: RescoreRun) -> RescoreRun:
-    """Rescore every contact after the run's resume point in id chunks, stamping progress and liveness on
-    the run after each. Call holding the full-rescore lock. A finished or failed run is left as it is."""
+    """Carry the run to its end from its resume point, stamping progress and liveness as it goes. For a
+    version not yet live: compute its scores beside the live ones, switch, apply the stage rules; for the live
+    version: the decay refresh. Call holding the full-rescore lock. A finished or failed run is left as it is."""
     if not run.running:
         return run
     if run.version.status != CriteriaVersion.Status.ACTIVE:  # a newer version was published meanwhile
@@ -282,19 +446,13 @@ def _execute(run: RescoreRun) -> RescoreRun:
     criteria = criteria_of(run.version)
     now = run.heartbeat_at = timezone.now()  # started (or resumed): from here a silence means a lost worker
     run.save(update_fields=["heartbeat_at"])
-    with connection.cursor() as cursor:
-        while True:
-            # The next CHUNK contacts by id (ids may be sparse): [lo, hi].
-            cursor.execute(
-                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
-                [run.last_contact_id, CHUNK],
-            )
-            lo, hi = cursor.fetchone()
-            if lo is None:
-                break
-            done = _rescore(criteria, now, lo=lo, hi=hi).contacts
-            run.last_contact_id, run.done, run.heartbeat_at = hi, min(run.total, run.done + done), timezone.now()
-            run.save(update_fields=["last_contact_id", "done", "heartbeat_at"])
+    if run.switched_at is None and live_version() != criteria.version:
+        _compute(run, criteria, now)
+        _switch(run, criteria, now)
+    if run.switched_at is None:
+        _refresh(run, criteria, now)
+    else:
+        _settle(run, criteria, now)
     run.finished_at = run.heartbeat_at = timezone.now()
     run.done = run.total
     run.save(update_fields=["finished_at", "heartbeat_at", "done"])

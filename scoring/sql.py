@@ -1,10 +1,14 @@
-"""The set-based path: one statement scores many contacts, from the same definitions as scoring.engine.
+"""The set-based path: statements that score many contacts, from the same definitions as scoring.engine.
 
-``statement(criteria, by_range=…)`` builds it: rule values are always bound parameters; field names come
-from the whitelist in scoring.engine. Per behaviour rule it aggregates, in one pass over each contact's
-events, the matched count, the decayed sum and the decayed sum after a rejection (for recycled contacts).
-It writes score, fit, engagement, grade, trend and breakdown where any of them changed (with a
-score-history row when the rounded score moved), and returns what stage rules need for every contact.
+``statement(criteria, by_range=…)`` scores from events: per behaviour rule it aggregates, in one pass over each
+contact's events, the matched count, the decayed sum and the decayed sum after a rejection (for recycled
+contacts), and writes them with the score into the score table (crm.models.Score) under the criteria's
+version. ``rescale(criteria)`` is the hourly decay refresh without events: between two instants every event
+decays by the same factor, so a stored decayed sum times 0.5^(elapsed / half-life) is the sum recomputed, and
+the caps, cents and breakdown follow as from events. The windows that do not scale (the trend's 14/28 days,
+an adjustment's expiry, an event in the future) are a stored instant, ``recompute_at``, after which the
+contact is scored from its events again. Both return what the stage rules need. Rule values are always bound
+parameters; field names come from the whitelist in scoring.engine.
 """
 
 from __future__ import annotations
@@ -103,43 +107,105 @@ def capped(rule: Behaviour, i: int, decayed: str, params: dict[str, Any]) -> str
     return cents(raw)
 
 
-# The writes that follow the scored CTE (left out for a read-only preview); {target} bounds the UPDATE.
-WRITES_TEMPLATE = """,
-updated AS (
-    UPDATE crm_contact c SET score = x.score, fit_score = x.fit, engagement_score = x.engagement,
-        grade = x.grade, trend = x.trend, breakdown = x.breakdown, criteria_version = %(version)s,
-        scored_at = %(now)s, updated_at = %(now)s, last_activity_at = coalesce(x.last_event_at, c.last_activity_at)
-    FROM scored x
-    WHERE c.id = x.id AND {target} AND (c.score, c.fit_score, c.engagement_score, c.grade, c.trend, c.breakdown,
-            c.criteria_version, c.last_activity_at)
-        IS DISTINCT FROM (x.score, x.fit, x.engagement, x.grade, x.trend, x.breakdown, %(version)s,
-            coalesce(x.last_event_at, c.last_activity_at))
-    RETURNING c.id, x.old_score, c.score, c.fit_score, c.engagement_score, c.stage
-),
-history AS (
-    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-    SELECT id, %(now)s, score, fit_score, engagement_score, stage FROM updated WHERE score IS DISTINCT FROM old_score
-)"""
+TREND_DAYS = 14
 
 
-def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters (add ``now`` and ``ids``, or ``lo`` and ``hi``) that rescore a set of contacts.
+def _decay(since: str, criteria: Criteria) -> str:
+    """The factor an event (or a sum) at ``since`` has decayed by at ``now``: 1 for an instant not yet past."""
+    if criteria.half_life_days <= 0:
+        return "1.0::float8"
+    return f"power(0.5::float8, greatest(0, date_part('epoch', %(now)s - {since})) / 86400 / %(half_life)s)"
 
-    With ``write=False`` it only reads: what the criteria would make of each contact (for previews)."""
+
+def _array(items: list[str], kind: str) -> str:
+    return f"ARRAY[{', '.join(items)}]::{kind}[]" if items else f"'{{}}'::{kind}[]"
+
+
+def _base_params(criteria: Criteria) -> dict[str, Any]:
     params: dict[str, Any] = {
         "version": criteria.version,
         "half_life": float(criteria.half_life_days),
         "intent_days": criteria.intent_days,
         "intent_kinds": list(INTENT_KINDS),
         "manual_rule": ADJUSTMENT_RULE,
+        "grade_a": criteria.grade_a,
+        "grade_b": criteria.grade_b,
+        "grade_c": criteria.grade_c,
+        "rules": len(criteria.behaviour),
     }
+    for i, rule in enumerate(criteria.behaviour):
+        params[f"b{i}_name"] = rule.name
+    return params
+
+
+def _scored(criteria: Criteria, params: dict[str, Any]) -> str:
+    """CTEs ``shared`` and ``scored`` over a relation ``f`` of stored facts (sums, fresh_sums, counts, manual,
+    manual_fresh, fit, tail: the breakdown's manual and fit entries, factor: the decay since the sums)."""
+    n = len(criteria.behaviour)
+    shares = [capped(rule, i, f"f.sums[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
+    fresh = [capped(rule, i, f"f.fresh_sums[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
+    columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
+    entries = [
+        f"CASE WHEN f.counts[{i + 1}] > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
+        f"'behaviour', 'events', f.counts[{i + 1}], 'points', f.sh{i}) END"
+        for i in range(n)
+    ]
+    return f"""
+shared AS (
+    SELECT f.*, {", ".join(columns) or "0 AS sh"}
+    FROM f
+),
+computed AS (
+    SELECT f.*,
+        {cents(f"({' + '.join(f'f.sh{i}' for i in range(n)) or '0'}) + {cents('f.manual')}")} AS engagement,
+        floor(f.fit + {cents(f"({' + '.join(f'f.fsh{i}' for i in range(n)) or '0'}) + {cents('f.manual_fresh')}")}
+            + 0.5)::int AS promotion_score,
+        coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
+        CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
+             WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
+        to_jsonb(array_remove(ARRAY[{", ".join(entries) or "NULL::jsonb"}]::jsonb[], NULL)) || f.tail AS breakdown,
+        {_array([f"f.sums[{i + 1}] * f.factor" for i in range(n)], "float8")} AS sums_now,
+        {_array([f"f.fresh_sums[{i + 1}] * f.factor" for i in range(n)], "float8")} AS fresh_sums_now
+    FROM shared f
+),
+scored AS (
+    SELECT x.*, floor(x.fit + x.engagement + 0.5)::int AS score FROM computed x
+)"""
+
+
+COLUMNS = (
+    "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, breakdown, last_activity_at, "
+    "scored_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at"
+)
+UPSERT = """,
+written AS (
+    INSERT INTO crm_score AS s (version, contact_id, {columns})
+    SELECT %(version)s, x.id, x.score, x.fit, x.engagement, x.promotion_score, x.intent_at, x.grade, x.trend,
+        x.breakdown, x.last_event_at, %(now)s, x.sums_now, x.fresh_sums_now, x.counts, x.manual, x.manual_fresh,
+        x.recompute_at
+    FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
+    ON CONFLICT (version, contact_id) {conflict}
+){history}"""
+HISTORY = """,
+history AS (
+    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
+    SELECT id, %(now)s, score, fit, engagement, stage FROM scored WHERE score IS DISTINCT FROM old_score
+)"""
+
+
+def statement(
+    criteria: Criteria, *, by_range: bool, write: bool = True, keep: bool = False, history: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters (add ``now`` and ``ids``, or ``lo`` and ``hi``) that score a set of contacts from their
+    events and write the scores under the criteria's version, returning (id, stage, score, promotion_score,
+    intent, grade, stage_held) for each.
+
+    ``keep`` leaves a score already written for the version as it is (computing a new version: a rescore of
+    fresher activity may have written it meanwhile); ``history`` adds a score-history row where the rounded
+    score moved (the live version). With ``write=False`` it only reads (previews)."""
+    params = _base_params(criteria)
     behaviour = list(criteria.behaviour)
     matches = [behaviour_match(rule, i, params) for i, rule in enumerate(behaviour)]
-    decay = (
-        "1.0::float8"
-        if criteria.half_life_days <= 0
-        else "power(0.5::float8, greatest(0, date_part('epoch', %(now)s - e.occurred_at)) / 86400 / %(half_life)s)"
-    )
     aggregates = []
     for i in range(len(behaviour)):
         aggregates += [
@@ -147,48 +213,45 @@ def statement(criteria: Criteria, *, by_range: bool, write: bool = True) -> tupl
             f"sum(d) FILTER (WHERE m{i}) AS s{i}",
             f"sum(d) FILTER (WHERE m{i} AND fresh) AS f{i}",
         ]
+    any_match = " OR ".join(f"m{i}" for i in range(len(behaviour))) or "false"
     undecayed = " + ".join(f"CASE WHEN m{i} THEN %(b{i}_points)s::float8 ELSE 0 END" for i in range(len(behaviour)))
-    shares = [capped(rule, i, f"ev.s{i}", params) for i, rule in enumerate(behaviour)]
-    fresh_shares = [capped(rule, i, f"ev.f{i}", params) for i, rule in enumerate(behaviour)]
+    for i, rule in enumerate(behaviour):
+        params[f"b{i}_points"] = float(rule.points)
     fit_matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
         params[f"f{j}_name"] = rule.name
-    for i, rule in enumerate(behaviour):
-        params[f"b{i}_name"] = rule.name
     fit = " + ".join(f"CASE WHEN {m} THEN %(f{j}_points)s::float8 ELSE 0 END" for j, m in enumerate(fit_matches))
-    entries = (
-        [
-            f"CASE WHEN s.n{i} > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
-            f"'behaviour', 'events', s.n{i}, 'points', s.sh{i}) END"
-            for i in range(len(behaviour))
-        ]
-        + [
-            "CASE WHEN s.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
-            f"'events', s.manual_n, 'points', {cents('s.manual')}) END"
-        ]
-        + [
-            f"CASE WHEN s.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
-            f"'points', %(f{j}_points)s::float8) END"
-            for j in range(len(criteria.fit))
-        ]
-    )
+    tail = [
+        "CASE WHEN ev.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
+        f"'events', ev.manual_n, 'points', {cents('ev.manual')}) END"
+    ] + [
+        f"CASE WHEN {m} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
+        f"'points', %(f{j}_points)s::float8) END"
+        for j, m in enumerate(fit_matches)
+    ]
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
     # The same bound on the events, so the planner reads just these contacts' events by index.
     event_target = target.replace("c.id", "e.contact_id")
+    trend = """CASE WHEN ev.recent - ev.prior > greatest(2, 0.25 * abs(ev.prior)) THEN 'rising'
+             WHEN ev.prior - ev.recent > greatest(2, 0.25 * abs(ev.prior)) THEN 'cooling' ELSE 'steady' END"""
     sql = f"""
 WITH target AS (
-    SELECT c.id, c.email, c.stage, c.stage_held, c.score AS old_score, c.recycled_at, c.profile,
+    SELECT c.id, c.email, c.stage, c.stage_held, old.score AS old_score, c.recycled_at, c.profile,
         {", ".join(f"c.{name}" for name in CONTACT_FIELDS)}, co.size AS company_size, co.industry,
         a.last_event_at
     FROM crm_contact c
     LEFT JOIN crm_company co ON co.id = c.company_id
     LEFT JOIN crm_contactactivity a ON a.contact_id = c.id
+    LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id
     WHERE {target}
 ),
 matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER would re-evaluate decay and rules
-    SELECT e.contact_id, {decay} AS d, (t.recycled_at IS NULL OR e.occurred_at > t.recycled_at) AS fresh,
+    SELECT e.contact_id, {_decay("e.occurred_at", criteria)} AS d,
+        (t.recycled_at IS NULL OR e.occurred_at > t.recycled_at) AS fresh, e.occurred_at,
         %(now)s - e.occurred_at AS age, e.type, e.form_kind, {MANUAL} AS manual,
+        CASE WHEN e.type = '{ADJUSTMENT}' AND jsonb_typeof(e.properties -> 'expires') = 'number'
+            THEN (e.properties ->> 'expires')::float8 END AS expires,
         {", ".join(f"{m} AS m{i}" for i, m in enumerate(matches)) or "true AS m"}
     FROM target t
     JOIN LATERAL (
@@ -199,43 +262,77 @@ matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER wou
 ),
 ev AS (
     SELECT contact_id, {", ".join(aggregates) + "," if aggregates else ""}
-        coalesce(sum({undecayed or "0"}) FILTER (WHERE age < interval '14 days'), 0) AS recent,
-        coalesce(sum({undecayed or "0"}) FILTER (WHERE age >= interval '14 days' AND age < interval '28 days'), 0)
-            AS prior,
-        coalesce(bool_or(type = 'form_submit' AND form_kind = ANY(%(intent_kinds)s::text[]) AND fresh
-            AND age <= make_interval(days => %(intent_days)s)), false) AS intent,
-        sum(manual) AS manual, count(manual) AS manual_n, sum(manual) FILTER (WHERE fresh) AS manual_fresh
+        coalesce(sum({undecayed or "0"}) FILTER (WHERE age < interval '{TREND_DAYS} days'), 0) AS recent,
+        coalesce(sum({undecayed or "0"}) FILTER (
+            WHERE age >= interval '{TREND_DAYS} days' AND age < interval '{2 * TREND_DAYS} days'), 0) AS prior,
+        max(occurred_at) FILTER (WHERE type = 'form_submit' AND form_kind = ANY(%(intent_kinds)s::text[]) AND fresh)
+            AS intent_at,
+        least(
+            min(CASE WHEN age < interval '{TREND_DAYS} days' THEN occurred_at + interval '{TREND_DAYS} days'
+                     WHEN age < interval '{2 * TREND_DAYS} days' THEN occurred_at + interval '{2 * TREND_DAYS} days'
+                END) FILTER (WHERE {any_match}),
+            min(occurred_at) FILTER (WHERE age < interval '0'),
+            to_timestamp(min(expires) FILTER (WHERE manual IS NOT NULL))
+        ) AS recompute_at,
+        coalesce(sum(manual), 0) AS manual, count(manual) AS manual_n,
+        coalesce(sum(manual) FILTER (WHERE fresh), 0) AS manual_fresh
     FROM matched GROUP BY contact_id
 ),
-shares AS (
-    SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, ev.recent, ev.prior,
-        coalesce(ev.intent, false) AS intent,
-        {", ".join(f"{s} AS sh{i}, coalesce(ev.n{i}, 0) AS n{i}" for i, s in enumerate(shares)) or "0 AS sh"},
-        coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_n, 0) AS manual_n,
-        {cents(f"({' + '.join(fresh_shares) or '0'}) + {cents('coalesce(ev.manual_fresh, 0)')}")} AS fresh_engagement,
-        {", ".join(f"{m} AS fm{j}" for j, m in enumerate(fit_matches)) or "false AS fm"},
-        ({fit or "0"})::float8 AS fit
+f AS (
+    SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, 1.0::float8 AS factor,
+        {_array([f"coalesce(ev.s{i}, 0)" for i in range(len(behaviour))], "float8")} AS sums,
+        {_array([f"coalesce(ev.f{i}, 0)" for i in range(len(behaviour))], "float8")} AS fresh_sums,
+        {_array([f"coalesce(ev.n{i}, 0)" for i in range(len(behaviour))], "int")} AS counts,
+        coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_fresh, 0) AS manual_fresh,
+        ev.intent_at, ev.recompute_at, coalesce({trend}, 'steady') AS trend,
+        ({fit or "0"})::float8 AS fit,
+        to_jsonb(array_remove(ARRAY[{", ".join(tail)}]::jsonb[], NULL)) AS tail
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
-),
-computed AS (
-    SELECT s.id, s.stage, s.stage_held, s.old_score, s.last_event_at, s.intent, s.fit,
-        {cents(f"({' + '.join(f's.sh{i}' for i in range(len(behaviour))) or '0'}) + {cents('s.manual')}")}
-            AS engagement,
-        floor(s.fit + s.fresh_engagement + 0.5)::int AS promotion_score,
-        CASE WHEN s.fit >= %(grade_a)s THEN 'A' WHEN s.fit >= %(grade_b)s THEN 'B'
-             WHEN s.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
-        CASE WHEN coalesce(s.recent, 0) - coalesce(s.prior, 0) > greatest(2, 0.25 * abs(coalesce(s.prior, 0)))
-                THEN 'rising'
-             WHEN coalesce(s.prior, 0) - coalesce(s.recent, 0) > greatest(2, 0.25 * abs(coalesce(s.prior, 0)))
-                THEN 'cooling'
-             ELSE 'steady' END AS trend,
-        to_jsonb(array_remove(ARRAY[{", ".join(entries) or "NULL::jsonb"}]::jsonb[], NULL)) AS breakdown
-    FROM shares s
-),
-scored AS (
-    SELECT x.*, floor(x.fit + x.engagement + 0.5)::int AS score FROM computed x
-){{WRITES}}"""
-    sql = sql.replace("{WRITES}", WRITES_TEMPLATE.format(target=target) if write else "")
+),{_scored(criteria, params)}"""
+    if write:
+        conflict = (
+            "DO NOTHING"
+            if keep
+            else "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
+        )
+        sql += UPSERT.format(columns=COLUMNS, conflict=conflict, history=HISTORY if history else "")
     sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
-    params |= {"grade_a": criteria.grade_a, "grade_b": criteria.grade_b, "grade_c": criteria.grade_c}
+    return sql, params
+
+
+def rescale(criteria: Criteria) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters (add ``now``, ``lo`` and ``hi``) that bring the version's stored scores of contacts
+    lo..hi to ``now`` without reading events, leaving those whose facts do not scale (``recompute_at`` passed,
+    or stored under other rules) to a rescore from events. Returns (id, stage, score, promotion_score, intent,
+    grade, stage_held) of the contacts whose score or promotion score moved."""
+    params = _base_params(criteria)
+    sql = f"""
+WITH f AS MATERIALIZED (
+    SELECT s.contact_id AS id, s.score AS old_score, s.promotion_score AS old_promotion, s.sums, s.fresh_sums,
+        s.counts, s.manual, s.manual_fresh, s.fit_score AS fit, s.trend, s.intent_at,
+        jsonb_path_query_array(s.breakdown, '$[*] ? (@.kind != "behaviour")') AS tail,
+        {_decay("s.scored_at", criteria)} AS factor
+    FROM crm_score s
+    WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND s.scored_at IS NOT NULL
+        AND cardinality(s.sums) = %(rules)s
+        AND (s.recompute_at IS NULL OR s.recompute_at > %(now)s)
+    ORDER BY s.contact_id
+    FOR UPDATE OF s  -- in contact order, as every writer of scores
+),{_scored(criteria, params)},
+updated AS (
+    UPDATE crm_score s SET score = x.score, engagement_score = x.engagement, promotion_score = x.promotion_score,
+        breakdown = x.breakdown, sums = x.sums_now, fresh_sums = x.fresh_sums_now, scored_at = %(now)s
+    FROM scored x
+    WHERE s.version = %(version)s AND s.contact_id = x.id
+    RETURNING x.id, x.old_score, x.old_promotion, x.score, x.fit, x.engagement, x.promotion_score, x.intent, x.grade
+),
+changed AS (
+    SELECT u.*, c.stage, c.stage_held FROM updated u JOIN crm_contact c ON c.id = u.id
+    WHERE (u.score, u.promotion_score) IS DISTINCT FROM (u.old_score, u.old_promotion)
+),
+history AS (
+    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
+    SELECT id, %(now)s, score, fit, engagement, stage FROM changed WHERE score IS DISTINCT FROM old_score
+)
+SELECT id, stage, score, promotion_score, intent, grade, stage_held FROM changed"""
     return sql, params

@@ -61,6 +61,7 @@ REFERENCE_DATA = (
     ("crm.migrations.0002_role_groups", "create_groups"),
     ("leads.migrations.0002_default_forms", "create_forms"),
     ("scoring.migrations.0002_default_criteria", "create_version_1"),
+    ("scoring.migrations.0006_live_scores", "live_is_active"),
 )
 
 

@@ -43,7 +43,7 @@ def test_a_job_title_changed_in_the_admin_is_rescored_by_the_worker(client, admi
     response = client.post(f"/admin/crm/contact/{grace.pk}/change/", change_form(grace, job_title="VP of Growth"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    rescored = wait_for(lambda: Contact.objects.filter(pk=grace.pk, fit_score=15).first())
+    rescored = wait_for(lambda: Contact.objects.scored().filter(pk=grace.pk, fit_score=15).first())
     assert rescored.grade == "B"
 
 
@@ -54,4 +54,4 @@ def test_a_company_size_changed_in_the_admin_marks_its_contacts_stale(client, ad
 
     client.post(f"/admin/crm/company/{acme.pk}/change/", {"name": "Acme", "domain": "", "size": "500"})
 
-    assert Contact.objects.get(pk=grace.pk).activity.stale_since is not None
+    assert Contact.objects.scored().get(pk=grace.pk).activity.stale_since is not None

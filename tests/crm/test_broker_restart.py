@@ -19,7 +19,7 @@ from kombu import Connection, Consumer, Exchange, Queue
 from crm.celery import HEARTBEAT_KEY
 from crm.celery import Consumer as WorkerConsumer
 from crm.celery import app as baton
-from crm.models import Contact
+from crm.models import Contact, Score
 from tests.conftest import database_url, running_worker, wait_for
 
 PATIENT = {"max_retries": 20, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 1}
@@ -148,14 +148,14 @@ def test_the_worker_survives_redis_restarting_under_load_and_scores_converge(pri
             private_redis.start()
             blocker.rollback()
             blocker.close()
-            Contact.objects.filter(pk__in=ids).update(score=0)  # what the rescores after the restart must fix
+            Score.objects.filter(contact_id__in=ids).update(score=0)  # what the rescores after the restart must fix
 
             broker = Celery(broker=private_redis.url, set_as_current=False)
             for pk in ids:
                 broker.send_task("scoring.tasks.rescore_contacts", args=[[pk]], retry_policy=PATIENT)
-            wait_for(lambda: not Contact.objects.filter(pk__in=ids, score=0).exists(), timeout=60)
+            wait_for(lambda: not Contact.objects.scored().filter(pk__in=ids, score=0).exists(), timeout=60)
             assert worker.poll() is None, f"the worker died in cycle {cycle}"
 
         heartbeats = redis.Redis.from_url(private_redis.url)
         assert wait_for(lambda: heartbeats.zcard(HEARTBEAT_KEY) == 1)
-        assert Contact.objects.filter(pk__in=ids, score__gt=30).count() == 30
+        assert Contact.objects.scored().filter(pk__in=ids, score__gt=30).count() == 30

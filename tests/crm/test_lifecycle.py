@@ -8,18 +8,19 @@ from django.db import connection, transaction
 from crm.lifecycle import Actor, Move, StageMoveRefused, move, move_many
 from crm.models import Contact, Stage, StageChange
 from tests.conftest import wait_for
+from tests.scores import make_contact, reloaded
 from tests.scoring.test_stage_rules import waiting_for_a_lock
 
 
 @pytest.fixture
 def lead(db):
-    return Contact.objects.create(email="grace@example.com", score=42)
+    return make_contact(email="grace@example.com", score=42)
 
 
 def test_a_move_changes_the_stage_and_records_who_why_and_the_score(lead, marketer_mia):
     change = move(contact_id=lead.pk, to=Stage.MQL, by=Actor.of(marketer_mia), reason="Asked about pricing")
 
-    lead.refresh_from_db()
+    lead = reloaded(lead)
     assert lead.stage == Stage.MQL
     assert (change.from_stage, change.to_stage, change.score) == ("lead", "mql", 42)
     assert change.by_user == marketer_mia
@@ -45,7 +46,7 @@ def test_a_move_expecting_another_stage_is_refused(lead):
     with pytest.raises(StageMoveRefused, match="is Lead now, not MQL"):
         move(contact_id=lead.pk, to=Stage.SQL, by=Actor.scoring(1), expect=Stage.MQL)
 
-    lead.refresh_from_db()
+    lead = reloaded(lead)
     assert lead.stage == Stage.LEAD
 
 
@@ -66,7 +67,7 @@ def test_many_moves_skip_a_contact_no_longer_in_the_stage_they_were_planned_from
     move(contact_id=lead.pk, to=Stage.DISQUALIFIED, by=Actor.of(marketer_mia), reason="spam")
 
     assert move_many(moves=[planned], by=Actor.scoring(1)) == []
-    assert Contact.objects.get(pk=lead.pk).stage == Stage.DISQUALIFIED
+    assert Contact.objects.scored().get(pk=lead.pk).stage == Stage.DISQUALIFIED
     assert StageChange.objects.count() == 1
 
 

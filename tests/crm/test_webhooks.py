@@ -18,6 +18,7 @@ from crm import webhooks
 from crm.lifecycle import Actor, move
 from crm.models import Contact, Stage, WebhookDelivery, WebhookEndpoint
 from handoff import services as handoff
+from tests.scores import make_contact, reloaded
 
 Event = WebhookEndpoint.Event
 
@@ -100,7 +101,7 @@ def later(minutes: float) -> timezone.datetime:
 
 def test_a_stage_change_is_delivered_signed_in_the_documented_shape(receiver, marketer_mia):
     endpoint = endpoint_for(receiver, Event.STAGE_CHANGED)
-    grace = Contact.objects.create(email="grace@example.com", first_name="Grace", score=45)
+    grace = make_contact(email="grace@example.com", first_name="Grace", score=45)
 
     move(contact_id=grace.pk, to=Stage.MQL, by=Actor.of(marketer_mia), reason="Asked for pricing")
     assert webhooks.deliver_due() == 1
@@ -171,7 +172,7 @@ def test_after_three_days_of_failures_it_gives_up_and_the_endpoint_is_disabled(r
     webhooks.deliver_due(now=later(3 * 24 * 60 + 1))
 
     assert WebhookDelivery.objects.get().status == "failed"
-    endpoint.refresh_from_db()
+    endpoint = reloaded(endpoint)
     assert not endpoint.enabled and "3 days" in endpoint.disabled_reason
 
 
@@ -184,7 +185,7 @@ def test_a_410_disables_the_endpoint(receiver, marketer_mia):
     move(contact_id=Contact.objects.create(email="g1@example.com").pk, to=Stage.MQL, by=Actor.of(marketer_mia))
     webhooks.deliver_due(now=later(60))
 
-    endpoint.refresh_from_db()
+    endpoint = reloaded(endpoint)
     assert not endpoint.enabled and "410" in endpoint.disabled_reason
     assert len(receiver.requests) == 1
     assert WebhookDelivery.objects.get(status="failed").error.startswith("The receiver answered 410 Gone")
@@ -205,7 +206,7 @@ def test_a_rolled_back_change_sends_nothing(receiver, marketer_mia):
 def test_a_receiver_sees_created_before_claimed_even_when_created_had_to_be_retried(receiver, rep_sam):
     endpoint_for(receiver, Event.HANDOFF_CREATED, Event.HANDOFF_CLAIMED)
     receiver.script = [500]
-    lead = Contact.objects.create(email="sql@example.com", stage=Stage.SQL, score=80)
+    lead = make_contact(email="sql@example.com", stage=Stage.SQL, score=80)
     handoff.enqueue(contact_ids=[lead.pk], sent_by="scoring v1", sla=handoff.Sla(60, 120), requested={})
     entry = lead.queue_entries.get()
 
@@ -233,7 +234,7 @@ def test_only_subscribed_enabled_endpoints_get_deliveries(receiver, marketer_mia
 
 def test_an_sla_breach_is_told(receiver, db):
     endpoint_for(receiver, Event.HANDOFF_SLA_BREACHED)
-    lead = Contact.objects.create(email="sql@example.com", stage=Stage.SQL, score=80)
+    lead = make_contact(email="sql@example.com", stage=Stage.SQL, score=80)
     handoff.enqueue(contact_ids=[lead.pk], sent_by="scoring v1", sla=handoff.Sla(60, 120), requested={})
 
     handoff.enforce_sla(now=later(61))
@@ -247,9 +248,7 @@ def test_slack_gets_a_readable_message(receiver, marketer_mia, settings):
     settings.BASE_URL = "https://baton.example.com"
     endpoint_for(receiver, Event.STAGE_CHANGED, kind="slack")
     breakdown = [{"rule": "Demo or contact request", "kind": "behaviour", "events": 1, "points": 40.0}]
-    ada = Contact.objects.create(
-        email="ada@example.com", first_name="Ada", last_name="Lovelace", score=82, breakdown=breakdown
-    )
+    ada = make_contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", score=82, breakdown=breakdown)
 
     move(contact_id=ada.pk, to=Stage.SQL, by=Actor.of(marketer_mia))
     webhooks.deliver_due()
@@ -408,7 +407,7 @@ def test_a_rotated_secret_is_shown_once_on_the_answer_and_signs_from_then_on(cli
 
     page = client.post(f"/settings/webhooks/{endpoint.pk}/rotate").content.decode()
 
-    endpoint.refresh_from_db()
+    endpoint = reloaded(endpoint)
     assert webhooks.secret_of(endpoint) in page
     assert webhooks.secret_of(endpoint) not in client.get(f"/settings/webhooks/{endpoint.pk}/").content.decode()
 

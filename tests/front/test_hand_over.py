@@ -4,6 +4,7 @@ import pytest
 
 from crm.models import Contact, Stage, StageChange
 from handoff.models import QueueEntry
+from tests.scores import make_contact
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -11,7 +12,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def leads(db):
     return [
-        Contact.objects.create(email=f"m{i}@example.com", stage=stage, score=50)
+        make_contact(email=f"m{i}@example.com", stage=stage, score=50)
         for i, stage in enumerate((Stage.MQL, Stage.LEAD, Stage.SQL))
     ]
 
@@ -38,7 +39,7 @@ def test_sending_without_a_note_is_refused_and_changes_nothing(client, marketer_
     response = client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "send", "note": " "}, **HTMX)
 
     assert "Add a handoff note" in response.content.decode()
-    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+    assert Contact.objects.scored().get(pk=leads[0].pk).stage == Stage.MQL
     assert not QueueEntry.objects.exists()
 
 
@@ -61,7 +62,7 @@ def test_only_marketing_and_admins_hand_over(client, request, leads, persona):
     response = client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "send", "note": "x"}, **HTMX)
 
     assert response.status_code == 403
-    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+    assert Contact.objects.scored().get(pk=leads[0].pk).stage == Stage.MQL
 
 
 def test_the_list_offers_bulk_actions_to_marketing_only(client, marketer_mia, rep_sam, leads):
@@ -77,7 +78,7 @@ def test_disqualifying_needs_a_reason_and_records_it(client, marketer_mia, leads
 
     refused = client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "disqualify", "note": ""}, **HTMX)
     assert "Say why you disqualify" in refused.content.decode()
-    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+    assert Contact.objects.scored().get(pk=leads[0].pk).stage == Stage.MQL
 
     client.post("/leads/hand-over", {"ids": [leads[0].pk], "action": "disqualify", "note": "A student"}, **HTMX)
     assert StageChange.objects.get(contact=leads[0]).reason == "Disqualified: A student"
@@ -142,7 +143,7 @@ def test_an_admin_reopens_a_disqualified_contact_as_a_recorded_move(client, admi
     move = StageChange.objects.filter(contact=leads[0]).latest("at")
     assert (move.from_stage, move.to_stage, move.by_user) == ("disqualified", "lead", admin_ada)
     assert move.reason == "Re-opened: A real buyer after all"
-    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.LEAD
+    assert Contact.objects.scored().get(pk=leads[0].pk).stage == Stage.LEAD
 
 
 def test_only_a_disqualified_contact_can_be_reopened(client, admin_ada, leads):
@@ -151,7 +152,7 @@ def test_only_a_disqualified_contact_can_be_reopened(client, admin_ada, leads):
     page = client.get(client.post(f"/leads/{leads[0].pk}/reopen", {"reason": "x"}).url).content.decode()
 
     assert "is MQL now, not Disqualified" in page
-    assert Contact.objects.get(pk=leads[0].pk).stage == Stage.MQL
+    assert Contact.objects.scored().get(pk=leads[0].pk).stage == Stage.MQL
 
 
 def test_the_disqualify_service_itself_refuses_a_blank_reason(marketer_mia, leads):

@@ -9,6 +9,7 @@ import pytest
 from crm.models import Contact
 from leads.models import Import
 from scoring import services as scoring
+from tests.scores import reloaded
 
 
 def upload(client, content: bytes, name="people.csv"):
@@ -57,7 +58,7 @@ def test_starting_checks_the_mapping_then_queues_a_dry_run_and_the_real_one_afte
         f"/imports/{run.pk}/start",
         {"mode": "upsert", "column_0": "email", "column_1": "first_name", "action": "dry_run"},
     )
-    run.refresh_from_db()
+    run = reloaded(run)
     assert started.status_code == 302 and (run.state, run.dry_run) == (Import.State.QUEUED, True)
     scoring.run_import(import_id=run.pk)
     page = mia.get(f"/imports/{run.pk}/").content.decode()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from crm.models import Contact, Note, Stage
 from leads.models import Event, Source
 from scoring.models import ScoreHistory
+from tests.scores import reloaded
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -55,7 +56,7 @@ def test_marketing_edits_the_profile_inline(client, marketer_mia, ada):
     response = client.post(f"/leads/{ada.pk}/profile", {"first_name": "Ada", "job_title": "CTO"}, **HTMX)
 
     assert "CTO" in response.content.decode()
-    assert Contact.objects.get(pk=ada.pk).job_title == "CTO"
+    assert Contact.objects.scored().get(pk=ada.pk).job_title == "CTO"
 
 
 def test_an_invalid_profile_is_refused_inline_and_nothing_is_saved(client, marketer_mia, ada):
@@ -64,7 +65,7 @@ def test_an_invalid_profile_is_refused_inline_and_nothing_is_saved(client, marke
     response = client.post(f"/leads/{ada.pk}/profile", {"first_name": "x" * 200, "job_title": "CTO"}, **HTMX)
 
     assert 'role="alert"' in response.content.decode()
-    assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
+    assert Contact.objects.scored().get(pk=ada.pk).job_title == "Engineer"
 
 
 def test_sales_cannot_edit_the_profile_or_see_marketing_actions(client, rep_sam, ada):
@@ -74,7 +75,7 @@ def test_sales_cannot_edit_the_profile_or_see_marketing_actions(client, rep_sam,
     assert "Send to sales" not in page
     assert "?edit=profile" not in page
     assert client.post(f"/leads/{ada.pk}/profile", {"job_title": "CEO"}).status_code == 403
-    assert Contact.objects.get(pk=ada.pk).job_title == "Engineer"
+    assert Contact.objects.scored().get(pk=ada.pk).job_title == "Engineer"
 
 
 def test_marketing_sees_its_actions_for_an_mql(client, marketer_mia, ada):
@@ -161,7 +162,7 @@ def test_a_profile_edit_rescores_the_lead_before_the_page_answers(client, market
 
     html = client.post(f"/leads/{ada.pk}/profile", {"first_name": "Ada", "job_title": "VP of Growth"}, **HTMX)
 
-    ada.refresh_from_db()
+    ada = reloaded(ada)
     assert (ada.fit_score, ada.grade) == (15, "B")  # "Senior job title"
     assert ada.activity.stale_since is None
     score_panel = re.search(

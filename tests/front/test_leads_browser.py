@@ -6,6 +6,7 @@ import pytest
 
 from crm.models import Company, Contact, Stage
 from handoff.models import QueueEntry
+from tests.scores import make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(signed_in, live_server, marketer_mia):
     acme = Company.objects.create(name="Acme Rockets", size=300)
     breakdown = [{"rule": "Demo or contact request", "kind": "behaviour", "events": 1, "points": 40}]
-    ada = Contact.objects.create(
+    ada = make_contact(
         email="ada@acme.example",
         first_name="Ada",
         company=acme,
@@ -22,9 +23,9 @@ def test_a_marketer_filters_searches_reads_why_and_hands_a_lead_over(signed_in, 
         score=65,
         breakdown=breakdown,
     )
-    Contact.objects.create(email="bob@other.example", first_name="Bob", stage=Stage.MQL, grade="A", score=50)
-    Contact.objects.create(email="cy@acme.example", first_name="Cy", company=acme, stage=Stage.LEAD, grade="C")
-    Contact.objects.create(email="di@acme.example", first_name="Di", company=acme, stage=Stage.MQL, grade="B")
+    make_contact(email="bob@other.example", first_name="Bob", stage=Stage.MQL, grade="A", score=50)
+    make_contact(email="cy@acme.example", first_name="Cy", company=acme, stage=Stage.LEAD, grade="C")
+    make_contact(email="di@acme.example", first_name="Di", company=acme, stage=Stage.MQL, grade="B")
     page = signed_in(marketer_mia)
     page.goto(f"{live_server.url}/leads/")
     page.wait_for_function("window.htmx !== undefined")
@@ -88,7 +89,7 @@ def test_a_marketer_edits_a_lead_and_a_rep_sees_it_without_marketing_actions(
     page.get_by_label("Job title").fill("Head of Analytics")
     page.get_by_role("button", name="Save").click()
     page.locator("#profile").get_by_text("Head of Analytics").wait_for()
-    assert Contact.objects.get(pk=lead.pk).job_title == "Head of Analytics"
+    assert Contact.objects.scored().get(pk=lead.pk).job_title == "Head of Analytics"
 
     rep = signed_in(rep_sam)
     rep.goto(f"{live_server.url}/leads/{lead.pk}/")
@@ -111,7 +112,7 @@ def test_on_the_lead_page_disqualifying_asks_first_and_an_admin_reopens(
     page.get_by_role("button", name="Disqualify").click()
     page.wait_for_timeout(300)
     assert asked and asked[0].startswith("Disqualify Grace?")
-    assert Contact.objects.get(pk=lead.pk).stage == Stage.MQL  # dismissed: nothing happened
+    assert Contact.objects.scored().get(pk=lead.pk).stage == Stage.MQL  # dismissed: nothing happened
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Disqualify").click()

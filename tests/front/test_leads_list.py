@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Company, Contact, Stage
+from tests.scores import make_contact
 
 
 @pytest.fixture
@@ -22,9 +23,7 @@ def book(db):
         ("linus@example.com", "Linus", "Torvalds", Stage.SQL, 90, "C", None, now - timedelta(days=1)),
     ]
     return [
-        Contact.objects.create(
-            email=e, first_name=f, last_name=last, stage=s, score=sc, grade=g, company=co, last_activity_at=a
-        )
+        make_contact(email=e, first_name=f, last_name=last, stage=s, score=sc, grade=g, company=co, last_activity_at=a)
         for e, f, last, s, sc, g, co, a in rows
     ]
 
@@ -66,7 +65,8 @@ def test_keyset_pages_walk_the_whole_list_once(client, marketer_mia, db, monkeyp
     from front import leadlist
 
     monkeypatch.setattr(leadlist, "PAGE_SIZE", 3)
-    Contact.objects.bulk_create([Contact(email=f"p{i}@example.com", score=i % 4) for i in range(10)])
+    for i in range(10):
+        make_contact(email=f"p{i}@example.com", score=i % 4)
     client.force_login(marketer_mia)
     seen, after = [], None
     for _ in range(5):
@@ -79,7 +79,9 @@ def test_keyset_pages_walk_the_whole_list_once(client, marketer_mia, db, monkeyp
             break
 
     assert len(seen) == len(set(seen)) == 10
-    assert [Contact.objects.get(email=e).score for e in seen] == sorted((i % 4 for i in range(10)), reverse=True)
+    assert [Contact.objects.scored().get(email=e).score for e in seen] == sorted(
+        (i % 4 for i in range(10)), reverse=True
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from leads.models import Event
 from scoring import services
 from tests.front.test_lead_page import add_events
 from tests.handoff.conftest import sql_entry
+from tests.scores import reloaded
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -35,8 +36,7 @@ def test_an_adjustment_shows_in_the_breakdown_and_the_timeline_and_moves_the_sta
     client.force_login(marketer_mia)
 
     assert adjust(client, grace, points="40").status_code == 302
-    grace.refresh_from_db()
-
+    grace = reloaded(grace)
     assert grace.score == 43 and grace.stage == Stage.MQL  # rescored at once, and scoring moved it
     assert {"rule": "Manual adjustment", "kind": "manual", "events": 1, "points": 40.0} in grace.breakdown
     event = Event.objects.get(contact=grace, type="score_adjustment")
@@ -49,19 +49,19 @@ def test_an_adjustment_expires(client, marketer_mia, grace):
     client.force_login(marketer_mia)
     tomorrow = timezone.localdate() + timedelta(days=1)
     adjust(client, grace, points="-15", expires_on=tomorrow.isoformat())
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.score == -15
 
     with time_machine.travel(timezone.now() + timedelta(days=3)):
         services.rescore(contact_ids=[grace.pk])
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.score == 0 and not any(b["kind"] == "manual" for b in grace.breakdown)
 
 
 def test_an_adjustment_is_never_sales_intent(client, marketer_mia, grace):
     client.force_login(marketer_mia)
     adjust(client, grace, points="100")
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.score == 100 and grace.stage == Stage.MQL  # past the SQL threshold, but no intent: not sql
 
 
@@ -97,7 +97,7 @@ def test_a_lead_moved_to_mql_by_hand_stays_there_and_says_why(client, marketer_m
     assert response.status_code == 200 and response["HX-Refresh"] == "true"
 
     services.rescore(contact_ids=[grace.pk])  # score 0: scoring alone would take it back to lead
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.stage == Stage.MQL
     change = grace.stage_changes.get()
     assert (change.from_stage, change.to_stage, change.by_user) == ("lead", "mql", marketer_mia)
@@ -106,7 +106,7 @@ def test_a_lead_moved_to_mql_by_hand_stays_there_and_says_why(client, marketer_m
     client.post(f"/leads/{grace.pk}/stage", {"to": "lead", "reason": "Not now"})
     add_events(grace, 40, path="/pricing")  # plenty for MQL
     services.rescore(contact_ids=[grace.pk])
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.stage == Stage.LEAD  # held where marketing put it
 
 
@@ -115,7 +115,7 @@ def test_a_move_by_hand_needs_a_reason_and_the_right_stage(client, marketer_mia,
     client.post(f"/leads/{grace.pk}/stage", {"to": "mql", "reason": ""})
     client.post(f"/leads/{grace.pk}/stage", {"to": "lead", "reason": "already a lead"})
     client.post(f"/leads/{grace.pk}/stage", {"to": "sql", "reason": "skip the queue"})
-    grace.refresh_from_db()
+    grace = reloaded(grace)
     assert grace.stage == Stage.LEAD and not grace.stage_changes.exists()
 
 

@@ -15,6 +15,7 @@ from crm.models import Contact, Stage
 from crm.roles import roles_of
 from handoff import services
 from handoff.models import QueueEntry
+from tests.scores import reloaded
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_an_invitation_expires_after_7_days_and_resending_replaces_the_link(ada)
 def test_an_admin_changes_a_role(ada, rep_sam):
     ada.post(f"/settings/users/{rep_sam.pk}/role", {"role": "marketing"})
 
-    rep_sam.refresh_from_db()
+    rep_sam = reloaded(rep_sam)
     assert roles_of(get_user_model().objects.get(pk=rep_sam.pk)) == {"marketing"}
 
 

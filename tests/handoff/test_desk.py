@@ -244,7 +244,7 @@ def test_lost_needs_a_reason_from_the_list_and_the_closed_tab_lists_it(client, d
 
     page = client.get("/queue/?tab=closed").content.decode()
     assert "Closed" in page and "Chose a competitor" in page and "Lost" in page
-    assert Contact.objects.get(pk=entry.contact_id).stage == Stage.DISQUALIFIED
+    assert Contact.objects.scored().get(pk=entry.contact_id).stage == Stage.DISQUALIFIED
 
 
 def test_the_waiting_list_is_paged(client, db, rep_sam):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.handoff.conftest import sql_entry
+from tests.scores import reloaded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,6 +69,6 @@ def test_on_a_phone_a_rep_claims_and_logs_a_first_touch(signed_in, live_server, 
     row.get_by_role("button", name="Log first touch").click()
     row.get_by_text("Call,").wait_for()
 
-    entry.refresh_from_db()
+    entry = reloaded(entry)
     assert (entry.status, entry.first_touch_kind, entry.first_touch_note) == ("working", "call", "Left a voicemail")
     assert sam.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

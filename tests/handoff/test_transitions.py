@@ -50,7 +50,7 @@ def test_a_claim_gives_the_entry_and_the_contact_to_the_rep(entry, rep_sam):
 
     assert (claimed.status, claimed.owner) == (Status.CLAIMED, rep_sam)
     assert claimed.first_touch_due_at == claimed.claimed_at + timedelta(minutes=120)
-    assert Contact.objects.get(pk=entry.contact_id).owner == rep_sam
+    assert Contact.objects.scored().get(pk=entry.contact_id).owner == rep_sam
 
 
 def test_a_second_rep_is_told_who_has_it(entry, rep_sam, rep_ria):
@@ -85,7 +85,7 @@ def test_a_rejection_recycles_the_lead_with_the_reason(entry, rep_sam):
 
     services.reject(entry_id=entry.pk, rep=rep_sam, reason="no_budget", text="Next fiscal year")
 
-    contact = Contact.objects.get(pk=entry.contact_id)
+    contact = Contact.objects.scored().get(pk=entry.contact_id)
     assert (contact.stage, contact.owner, contact.recycled_at is not None) == (Stage.LEAD, None, True)
     assert StageChange.objects.get(contact=contact).reason == "Rejected by sales: No budget — Next fiscal year"
 
@@ -99,8 +99,8 @@ def test_won_and_lost_close_an_opportunity(db, rep_sam):
     services.won(entry_id=winner.pk, rep=rep_sam)
     services.lost(entry_id=loser.pk, rep=rep_sam, reason="competitor")
 
-    assert Contact.objects.get(pk=winner.contact_id).stage == Stage.CUSTOMER
-    assert Contact.objects.get(pk=loser.contact_id).stage == Stage.DISQUALIFIED
+    assert Contact.objects.scored().get(pk=winner.contact_id).stage == Stage.CUSTOMER
+    assert Contact.objects.scored().get(pk=loser.contact_id).stage == Stage.DISQUALIFIED
     assert StageChange.objects.filter(contact_id=loser.contact_id, to_stage="disqualified").get().reason == "lost"
 
 
@@ -141,7 +141,7 @@ def test_a_rejection_needs_a_reason(entry, rep_sam, reason, text, message):
 
     with pytest.raises(HandoffRefused, match=message):
         services.reject(entry_id=entry.pk, rep=rep_sam, reason=reason, text=text)
-    assert Contact.objects.get(pk=entry.contact_id).stage == Stage.SQL
+    assert Contact.objects.scored().get(pk=entry.contact_id).stage == Stage.SQL
 
 
 def test_a_first_touch_needs_a_kind(entry, rep_sam):

@@ -25,7 +25,7 @@ def ada(db):
     )
     services.rescore(contact_ids=[ada.pk])
     move(contact_id=ada.pk, to=Stage.MQL, by=Actor.scoring(1), reason="Score 45 ≥ MQL threshold 40")
-    return Contact.objects.get(pk=ada.pk)
+    return Contact.objects.scored().get(pk=ada.pk)
 
 
 def test_a_contact_reads_as_the_api_promises(client, read_key, ada):

@@ -124,7 +124,7 @@ def test_sendgrid_events_become_opens_clicks_bounces_and_unsubscribes(client, ma
         "sg_event_id_spam": "email_unsubscribe",
     }
     assert Event.objects.get(client_id="sg_event_id_click").properties["link"] == "https://sendgrid.com"
-    assert Contact.objects.get(email="spam@test.com").email_opt_out
+    assert Contact.objects.scored().get(email="spam@test.com").email_opt_out
 
 
 def test_a_redelivery_is_a_duplicate(client, mailer):

@@ -297,7 +297,7 @@ def test_later_submissions_add_to_the_profile_without_erasing_it(send):
     send({"id": "1", "type": "page_view", "email": "ada@example.com", "contact": {"job_title": "CTO", "phone": "1"}})
     send({"id": "2", "type": "page_view", "email": "ada@example.com", "contact": {"job_title": "", "country": "UK"}})
 
-    ada = Contact.objects.get()
+    ada = Contact.objects.scored().get()
     assert (ada.job_title, ada.phone, ada.country) == ("CTO", "1", "UK")
 
 
@@ -324,17 +324,17 @@ def test_an_unknown_form_is_created_unclassified(send):
 
 def test_unsubscribe_sets_the_opt_out_and_subscribe_clears_it(send):
     send({"id": "1", "type": "email_unsubscribe", "email": "ada@example.com"})
-    assert Contact.objects.get().email_opt_out
+    assert Contact.objects.scored().get().email_opt_out
 
     send({"id": "2", "type": "email_subscribe", "email": "ada@example.com"})
-    assert not Contact.objects.get().email_opt_out
+    assert not Contact.objects.scored().get().email_opt_out
 
 
 def test_new_activity_marks_the_contact_stale_and_moves_last_activity(send):
     send(page_view(1, occurred_at="2026-11-01T10:00:00Z"))
     send(page_view(2, occurred_at="2026-10-01T10:00:00Z"))
 
-    activity = Contact.objects.get().activity
+    activity = Contact.objects.scored().get().activity
     assert activity.stale_since is not None
     assert activity.last_event_at.isoformat() == "2026-11-01T10:00:00+00:00"
 
@@ -363,11 +363,11 @@ def test_a_repeated_event_changes_nothing_but_the_stale_mark(send):
 def test_the_first_touch_channel_comes_from_utm_else_referrer_else_source(send, properties, channel):
     send(page_view(1, properties=properties))
 
-    assert Contact.objects.get().channel == channel
+    assert Contact.objects.scored().get().channel == channel
 
 
 def test_the_first_touch_channel_does_not_change_later(send):
     send(page_view(1, properties={"utm_source": "linkedin"}))
     send(page_view(2, properties={"utm_source": "google"}))
 
-    assert Contact.objects.get().channel == "linkedin"
+    assert Contact.objects.scored().get().channel == "linkedin"

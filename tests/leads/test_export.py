@@ -8,13 +8,14 @@ import io
 import pytest
 
 from crm.models import Company, Contact, Stage
+from tests.scores import make_contact
 
 
 @pytest.fixture
 def contacts(db):
     acme = Company.objects.create(name="Acme")
     return [
-        Contact.objects.create(email="ada@acme.example", first_name="Ada", company=acme, stage=Stage.MQL, score=55),
+        make_contact(email="ada@acme.example", first_name="Ada", company=acme, stage=Stage.MQL, score=55),
         Contact.objects.create(email="bob@example.com", first_name='=HYPERLINK("http://x")', stage=Stage.LEAD),
         Contact.objects.create(email="cy@example.com", first_name="+1", last_name="@cy", job_title="-CEO"),
     ]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from crm.models import Contact
 from leads.models import Event
+from tests.scores import make_contact
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
 json_values = st.recursive(
@@ -102,7 +103,7 @@ def test_what_the_read_api_answers_is_what_its_document_describes(api_schema, re
     from crm.lifecycle import Actor, move
 
     for i in range(3):
-        contact = Contact.objects.create(email=f"c{i}@example.com", breakdown=[])
+        contact = make_contact(email=f"c{i}@example.com", breakdown=[])
         move(contact_id=contact.pk, to="mql", by=Actor.scoring(1), reason="Score 41 ≥ MQL threshold 40")
     operations = [result.ok() for result in api_schema.get_all_operations()]
     reads = [op for op in operations if op.method.upper() == "GET" and op.path.startswith("/api/v1/contacts")]

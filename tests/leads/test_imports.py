@@ -16,6 +16,7 @@ from leads import imports
 from leads.models import ApiKey, Import, ImportRow, Source
 from scoring import services as scoring
 from tests.conftest import wait_for
+from tests.scores import reloaded
 
 HEADER = "email,first_name,last_name,job_title,company,company_size,industry,favourite_colour\n"
 
@@ -67,7 +68,7 @@ def test_an_import_creates_contacts_with_companies_and_profile_and_scores_them(i
         "errors": None,
     }
     ada = Contact.objects.select_related("company").get(email="ada@example.com")
-    bob = Contact.objects.get(email="bob@example.com")
+    bob = Contact.objects.scored().get(email="bob@example.com")
     assert (ada.first_name, ada.job_title, ada.profile) == (
         "Ada",
         "Director of Engineering",
@@ -78,6 +79,7 @@ def test_an_import_creates_contacts_with_companies_and_profile_and_scores_them(i
         250,
         "Software",
     )
+    ada, bob = reloaded(ada), reloaded(bob)
     assert ada.scored_at is not None and ada.fit_score > bob.fit_score  # scored like any other contact
     assert not ContactActivity.objects.filter(stale_since__isnull=False).exists()
 
@@ -107,7 +109,7 @@ def test_rows_with_errors_are_skipped_and_listed_and_the_rest_imported(imported)
         (9, "email"),
     ]
     assert "row 1" in result["errors"][-1]["message"]
-    assert Contact.objects.get(email="ok@example.com").last_name == ""
+    assert Contact.objects.scored().get(email="ok@example.com").last_name == ""
     assert result["created"] + result["updated"] + result["unchanged"] + result["skipped"] == result["rows"]
     assert sorted(Contact.objects.values_list("email", flat=True)) == ["fine@example.com", "ok@example.com"]
     assert Company.objects.get().size == 1200  # thousands separators read; "Digits" was never created
@@ -125,7 +127,7 @@ def test_a_dry_run_writes_nothing_and_counts_what_would_change(imported):
     assert (result["state"], result["dry_run"]) == ("done", True)
     assert (result["created"], result["updated"], result["unchanged"], result["skipped"]) == (1, 1, 1, 1)
     assert Contact.objects.count() == 2
-    assert Contact.objects.get(email="old@example.com").last_name == ""
+    assert Contact.objects.scored().get(email="old@example.com").last_name == ""
     assert not Company.objects.exists()
 
 
@@ -146,7 +148,7 @@ def test_values_fill_empty_fields_unless_overwrite_is_asked(imported):
     content = "email,first_name,job_title,colour\nada@example.com,Augusta,Countess,blue\n"
 
     kept = imported(content)
-    ada = Contact.objects.get(email="ada@example.com")
+    ada = Contact.objects.scored().get(email="ada@example.com")
     assert kept["updated"] == 1 and (ada.first_name, ada.job_title, ada.profile) == (
         "Ada",
         "Countess",
@@ -154,11 +156,11 @@ def test_values_fill_empty_fields_unless_overwrite_is_asked(imported):
     )
 
     replaced = imported(content, overwrite="true")
-    ada.refresh_from_db()
+    ada = reloaded(ada)
     assert replaced["updated"] == 1 and (ada.first_name, ada.profile) == ("Augusta", {"colour": "blue"})
 
     imported("email,first_name,job_title\nada@example.com,,\n", overwrite="true")  # an empty cell never blanks
-    ada.refresh_from_db()
+    ada = reloaded(ada)
     assert (ada.first_name, ada.job_title) == ("Augusta", "Countess")
 
 
@@ -184,11 +186,11 @@ def test_companies_are_found_by_domain_and_a_mapping_names_columns(imported):
         mapping={"Notes": "profile.met", "Surname": "", "Website": "company_domain"},
     )
 
-    ada = Contact.objects.get(email="ada@acme.com")
+    ada = Contact.objects.scored().get(email="ada@acme.com")
     assert result["created"] == 1 and ada.company == acme
     assert (ada.last_name, ada.profile) == ("", {"met": "met at expo"})
     imported("email,Shoe Size,Fax\nbo@acme.com,44,123\n", mapping={"Shoe Size": "profile", "Fax": "ignore"})
-    assert Contact.objects.get(email="bo@acme.com").profile == {"shoe_size": "44"}
+    assert Contact.objects.scored().get(email="bo@acme.com").profile == {"shoe_size": "44"}
 
 
 def test_bom_semicolons_quotes_newlines_and_neutralised_formulas(imported):
@@ -202,7 +204,9 @@ def test_bom_semicolons_quotes_newlines_and_neutralised_formulas(imported):
     assert (result["created"], result["skipped"]) == (2, 0)
     ada = Contact.objects.select_related("company").get(email="ada@example.com")
     assert (ada.first_name, ada.job_title, ada.company.name) == ("Ada; the first", "Head of\nEngineering", "=Acme")
-    assert Contact.objects.get(email="bob@example.com").first_name == '=HYPERLINK("x")'  # export neutralises it
+    assert (
+        Contact.objects.scored().get(email="bob@example.com").first_name == '=HYPERLINK("x")'
+    )  # export neutralises it
 
 
 @pytest.mark.parametrize(
@@ -270,14 +274,14 @@ def test_an_import_that_qualifies_a_contact_as_sql_opens_no_queue_entry_and_emai
 ):
     with django_capture_on_commit_callbacks(execute=True):  # a demo request (sales intent): 40 points, an MQL
         send({"id": "e1", "type": "form_submit", "email": "hot@example.com", "properties": {"form": "demo"}})
-    hot = Contact.objects.get(email="hot@example.com")
+    hot = Contact.objects.scored().get(email="hot@example.com")
     scoring.rescore(contact_ids=[hot.pk])
-    hot.refresh_from_db()
+    hot = reloaded(hot)
     assert (hot.stage, hot.score) == (Stage.MQL, 40)
 
     imported("email,job_title,company,company_size,budget\nhot@example.com,VP Sales,Big,5000,50k\n")
 
-    hot.refresh_from_db()
+    hot = reloaded(hot)
     assert hot.score >= 70 and hot.stage == Stage.MQL  # enough for sql, held: the next activity hands it over
     assert not QueueEntry.objects.exists() and mail.outbox == []
 
@@ -292,7 +296,7 @@ def test_an_interrupted_import_resumes_where_it_stopped(post_import, monkeypatch
     assert (run.state, run.next_row, run.created) == (Import.State.RUNNING, 4, 3)
     scoring.run_import(import_id=import_id)  # another picks it up
 
-    run.refresh_from_db()
+    run = reloaded(run)
     assert (run.state, run.rows, run.created, run.skipped) == (Import.State.DONE, 11, 10, 1)
     assert run.problems.get().row == 11  # the repeat is found across batches
     assert Contact.objects.count() == 10 and not ImportRow.objects.exists()
@@ -322,7 +326,7 @@ def test_a_real_worker_runs_an_import_to_done(post_import, client, ingest_key, c
 
     body = wait_for(finished, timeout=60)
     assert (body["state"], body["created"], body["rows"]) == ("done", 1200, 1200)
-    assert Contact.objects.filter(scored_at__isnull=False).count() == 1200
+    assert Contact.objects.scored().filter(scored_at__isnull=False).count() == 1200
 
 
 @pytest.mark.django_db(transaction=True)

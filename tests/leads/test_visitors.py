@@ -31,7 +31,7 @@ def test_identify_attaches_the_visitors_earlier_events(client, send, ingest_key)
     )
 
     assert response.status_code == 200
-    ada = Contact.objects.get()
+    ada = Contact.objects.scored().get()
     assert response.json() == {"contact_id": ada.pk, "events_attached": 2}
     assert ada.first_name == "Ada"
     assert ada.activity.stale_since is not None
@@ -68,7 +68,7 @@ def test_a_form_submit_with_a_visitor_id_attaches_its_earlier_events(send):
         }
     )
 
-    ada = Contact.objects.get()
+    ada = Contact.objects.scored().get()
     assert ada.events.count() == 2
     assert ada.channel == "webinar-partner"  # the first touch was the anonymous visit
     assert Visitor.objects.get().contact == ada

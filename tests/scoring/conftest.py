@@ -12,6 +12,7 @@ from leads.models import Event, Source
 from scoring import services
 from tests.conftest import database_url
 from tests.leads.conftest import ingest_key, send, website  # noqa: F401  (fixtures shared with ingest tests)
+from tests.scores import reloaded
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -60,7 +61,7 @@ def rescore():
 
     def run(contact, now=NOW):
         services.rescore(contact_ids=[contact.pk], now=now)
-        contact.refresh_from_db()
+        contact = reloaded(contact)
         return contact
 
     return run

@@ -17,6 +17,7 @@ from scoring import backtest, criteria, services
 from scoring.models import Backtest
 from scoring.services import active_criteria, criteria_of
 from tests.conftest import wait_for
+from tests.scores import reloaded
 
 KINDS = [
     ("page_view", {"path": "/blog"}),
@@ -80,8 +81,7 @@ def test_a_draft_with_a_higher_threshold_sends_fewer_and_events_before_the_windo
     live(25, seed=5, start=start)
     draft = criteria.draft()
     type(draft).objects.filter(pk=draft.pk).update(sql_threshold=90)
-    draft.refresh_from_db()
-
+    draft = reloaded(draft)
     active = backtest.replay(active_criteria(), start=start, end=timezone.now())
     stricter = backtest.replay(criteria_of(draft), start=start, end=timezone.now())
     assert set(stricter.sql) < set(active.sql)

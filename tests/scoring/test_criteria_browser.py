@@ -9,6 +9,7 @@ from crm.models import Contact
 from leads.models import Event, Source
 from scoring import services
 from scoring.models import CriteriaVersion
+from tests.scores import reloaded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +29,7 @@ def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
         ]
     )
     services.rescore(contact_ids=[lead.pk])
-    lead.refresh_from_db()
+    lead = reloaded(lead)
     assert (lead.score, lead.stage) == (45, "mql")  # 10 clicks × 3 (cap 30) + a webinar 15
 
     page = signed_in(admin_ada)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from scoring.models import CriteriaVersion, RescoreRun
+from tests.scores import make_contact
 
 
 def form_data(client):
@@ -96,9 +97,8 @@ def test_a_bad_new_fit_rule_is_refused_inline_and_nothing_is_saved(client, admin
 
 
 def test_the_preview_names_some_who_would_move_and_publishing_asks_first(client, admin_ada):
-    from crm.models import Contact
 
-    Contact.objects.create(email="grace@example.com", first_name="Grace", last_name="Hopper", stage="mql", score=45)
+    make_contact(email="grace@example.com", first_name="Grace", last_name="Hopper", stage="mql", score=45)
     client.force_login(admin_ada)
 
     page = client.post("/criteria/", form_data(client) | {"mql_threshold": "60", "action": "preview"}).content.decode()

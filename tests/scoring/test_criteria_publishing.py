@@ -8,6 +8,7 @@ from leads.models import Event
 from scoring import criteria, services
 from scoring.criteria import CriteriaRefused
 from scoring.models import CriteriaVersion
+from tests.scores import reloaded
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def mqls(db, source):
         )
         made.append(contact)
     services.rescore(contact_ids=[c.pk for c in made])
-    assert [Contact.objects.get(pk=c.pk).score for c in made] == [40, 55, 106]
+    assert [Contact.objects.scored().get(pk=c.pk).score for c in made] == [40, 55, 106]
     return made
 
 
@@ -63,8 +64,7 @@ def test_a_draft_copies_the_active_version_once(db):
 def test_invalid_settings_are_refused_and_nothing_changes(db, admin_ada, change, message):
     draft = criteria.draft()
     CriteriaVersion.objects.filter(pk=draft.pk).update(**change)
-    draft.refresh_from_db()
-
+    draft = reloaded(draft)
     with pytest.raises(CriteriaRefused, match=message):
         criteria.publish(version=draft, by=admin_ada)
     assert CriteriaVersion.objects.get(status="active").number == 1
@@ -87,7 +87,7 @@ def test_invalid_rules_are_named(db):
 def test_a_higher_mql_threshold_moves_contacts_out_and_republishing_moves_them_back(mqls, admin_ada):
     draft = criteria.draft()
     CriteriaVersion.objects.filter(pk=draft.pk).update(mql_threshold=60, sql_threshold=80)
-    draft.refresh_from_db()
+    draft = reloaded(draft)
     preview = criteria.preview(draft)
 
     run = criteria.publish(version=draft, by=admin_ada)
@@ -115,8 +115,7 @@ def test_the_history_says_what_each_version_changed(db, admin_ada):
     CriteriaVersion.objects.filter(pk=draft.pk).update(mql_threshold=45)
     draft.behaviour_rules.filter(name="Email click").update(points=4)
     draft.fit_rules.filter(name="Has a budget").delete()
-    draft.refresh_from_db()
-
+    draft = reloaded(draft)
     changed = criteria.changes(draft, CriteriaVersion.objects.get(number=1))
 
     assert "MQL threshold: 40 → 45" in changed

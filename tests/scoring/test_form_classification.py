@@ -17,7 +17,7 @@ def test_classifying_a_form_rescores_those_who_submitted_it(contact, add_event, 
     marked = classify(form=form, kind=Form.Kind.DEMO_REQUEST)
 
     assert marked == [contact.pk]
-    assert Contact.objects.get(pk=contact.pk).activity.stale_since is not None
+    assert Contact.objects.scored().get(pk=contact.pk).activity.stale_since is not None
     assert points(rescore(contact), "Demo or contact request") == 40
 
 

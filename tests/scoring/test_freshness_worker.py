@@ -40,7 +40,7 @@ def sales_ready(email, prefix="e"):
 def test_posted_events_make_a_contact_an_sql_through_the_worker(send, celery_worker):
     assert send(sales_ready("ada@example.com")).status_code == 202
 
-    ada = wait_for(lambda: Contact.objects.filter(email="ada@example.com", stage=Stage.SQL).first())
+    ada = wait_for(lambda: Contact.objects.scored().filter(email="ada@example.com", stage=Stage.SQL).first())
 
     rules = {entry["rule"]: entry for entry in ada.breakdown}
     assert rules["Demo or contact request"] == {
@@ -66,7 +66,7 @@ def test_a_burst_for_one_contact_coalesces_into_a_handful_of_rescores(send, cele
     runs = int(get_redis().get(services.RESCORE_RUNS) or 0)
 
     assert 1 <= runs <= 5 + 6 * elapsed  # ~one run per 0.2 s coalescing window, not 200
-    assert Contact.objects.get(email="ada@example.com").engagement_score == 10  # capped at 10
+    assert Contact.objects.scored().get(email="ada@example.com").engagement_score == 10  # capped at 10
 
 
 def test_when_the_broker_is_unreachable_the_sweeper_catches_up(send, celery_worker, settings):
@@ -78,12 +78,12 @@ def test_when_the_broker_is_unreachable_the_sweeper_catches_up(send, celery_work
         settings.REDIS_URL = os.environ["REDIS_URL"]
         get_redis.cache_clear()
     time.sleep(1)
-    assert Contact.objects.get(email="ria@example.com").scored_at is None
+    assert Contact.objects.scored().get(email="ria@example.com").scored_at is None
     ContactActivity.objects.update(stale_since=timezone.now() - timedelta(minutes=2))  # as if time passed
 
     sweep_stale.delay()
 
-    ria = wait_for(lambda: Contact.objects.filter(email="ria@example.com", stage=Stage.SQL).first())
+    ria = wait_for(lambda: Contact.objects.scored().filter(email="ria@example.com", stage=Stage.SQL).first())
     assert ria.activity.stale_since is None
 
 
@@ -97,8 +97,8 @@ def test_a_full_rescore_runs_through_the_worker_with_progress(celery_worker, add
 
     run = wait_for(lambda: RescoreRun.objects.filter(pk=run.pk, finished_at__isnull=False).first())
     assert (run.done, run.total, run.percent) == (30, 30, 100)
-    assert Contact.objects.filter(score__gt=30, scored_at__isnull=False).count() == 10
-    assert Contact.objects.filter(score=0, criteria_version=1).count() == 20
+    assert Contact.objects.scored().filter(score__gt=30, scored_at__isnull=False).count() == 10
+    assert Contact.objects.scored().filter(score=0, criteria_version=1).count() == 20
 
 
 def test_the_decay_refresh_runs_through_the_worker(celery_worker, add_event):
@@ -108,7 +108,7 @@ def test_the_decay_refresh_runs_through_the_worker(celery_worker, add_event):
     refresh_decay.delay()
 
     wait_for(lambda: RescoreRun.objects.filter(finished_at__isnull=False).exists())
-    assert Contact.objects.get(pk=contact.pk).scored_at is not None
+    assert Contact.objects.scored().get(pk=contact.pk).scored_at is not None
 
 
 @pytest.fixture
@@ -142,7 +142,9 @@ def test_a_task_whose_worker_child_dies_is_run_again(lone_worker, add_event):
     blocker.rollback()
     blocker.close()
 
-    scored = wait_for(lambda: Contact.objects.filter(pk=contact.pk, scored_at__isnull=False).first(), timeout=30)
+    scored = wait_for(
+        lambda: Contact.objects.scored().filter(pk=contact.pk, scored_at__isnull=False).first(), timeout=30
+    )
     assert scored.score > 30  # the demo request, a little decayed
 
 

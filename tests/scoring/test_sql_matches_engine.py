@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from crm.models import Contact
 from leads.models import Event, Form, Source
 from scoring import engine, services
+from tests.scores import reloaded
 from tests.scoring.conftest import NOW, company
 
 _n = itertools.count()
@@ -69,9 +70,8 @@ profiles = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(criteria=criteria, events=events, profile=profiles, recycled=st.none() | st.floats(0, 40))
-def test_sql_and_python_agree(db, criteria, events, profile, recycled):
+def _contact_with(events, profile, recycled) -> tuple[Contact, list[engine.EventFacts], dict]:
+    """A contact with these generated events and profile: (contact, the events as facts, its fit fields)."""
     source = Source.objects.get_or_create(name="website")[0]
     contact = Contact.objects.create(
         email=f"p{next(_n)}@{profile['domain']}",
@@ -107,11 +107,11 @@ def test_sql_and_python_agree(db, criteria, events, profile, recycled):
         "email_domain": profile["domain"],
         "profile.team": profile["team"],
     }
+    return contact, facts, fields
 
-    expected = engine.score(criteria, fields, facts, now=NOW, recycled_at=contact.recycled_at)
-    rows = services.rescore(contact_ids=[contact.pk], criteria=criteria, now=NOW)
-    contact.refresh_from_db()
 
+def _agrees(contact: Contact, expected: engine.Scored) -> None:
+    contact = reloaded(contact)
     assert contact.fit_score == expected.fit
     assert abs(contact.engagement_score - expected.engagement) < 0.015
     assert abs(contact.score - expected.score) <= (1 if _near_half(expected.fit + expected.engagement) else 0)
@@ -122,7 +122,34 @@ def test_sql_and_python_agree(db, criteria, events, profile, recycled):
     ]
     for got, want in zip(contact.breakdown, expected.breakdown, strict=True):
         assert abs(got["points"] - want["points"]) < 0.015
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(criteria=criteria, events=events, profile=profiles, recycled=st.none() | st.floats(0, 40))
+def test_sql_and_python_agree(db, criteria, events, profile, recycled):
+    contact, facts, fields = _contact_with(events, profile, recycled)
+    expected = engine.score(criteria, fields, facts, now=NOW, recycled_at=contact.recycled_at)
+    rows = services.rescore(contact_ids=[contact.pk], criteria=criteria, now=NOW)
+    _agrees(contact, expected)
     assert rows.contacts == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    criteria=criteria,
+    events=events,
+    profile=profiles,
+    recycled=st.none() | st.floats(0, 40),
+    elapsed=st.floats(0, 60) | st.sampled_from([1 / 24, 1.0]),
+)
+def test_the_decay_refresh_gives_what_scoring_from_events_would(db, criteria, events, profile, recycled, elapsed):
+    """Scored now, then refreshed ``elapsed`` days later: the same as the definition at that later instant,
+    whether the refresh rescaled the stored sums or (a window passed) scored the contact from its events."""
+    contact, facts, fields = _contact_with(events, profile, recycled)
+    services.rescore(contact_ids=[contact.pk], criteria=criteria, now=NOW)
+    later = NOW + timedelta(days=elapsed)
+    services.refresh(criteria=criteria, lo=contact.pk, hi=contact.pk, now=later)
+    _agrees(contact, engine.score(criteria, fields, facts, now=later, recycled_at=contact.recycled_at))
 
 
 def _near_half(x: float) -> bool:

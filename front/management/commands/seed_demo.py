@@ -56,7 +56,7 @@ def _adjust_one() -> None:
     """One MQL with a marketer's adjustment, so the breakdown and the timeline show one."""
 
     mia = get_user_model().objects.filter(email="mia@baton.test").first()
-    lead = Contact.objects.filter(stage=Stage.MQL, score__lt=55).order_by("pk").first()  # stays short of sql
+    lead = Contact.objects.scored().filter(stage=Stage.MQL, score__lt=55).order_by("pk").first()  # stays short of sql
     if mia and lead:
         adjust(contact_id=lead.pk, points=10, reason="Spoke at our booth; wants a call in Q1", expires_at=None, by=mia)
 

@@ -1,0 +1,205 @@
+"""Scores in their own table: a publish computes the new version beside the live one and switches readers at once;
+the decay refresh rescales stored sums without reading events; rescoring races ingest without deadlocking."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.utils import timezone
+
+from crm.models import Contact, Score, ScoreVersion, Stage
+from leads.models import Event
+from scoring import criteria, engine, services
+from scoring.models import CriteriaVersion, RescoreRun
+from tests.scores import reloaded
+from tests.scoring.conftest import NOW
+
+_n = itertools.count()
+
+
+def _events(source, contact, kinds: list[tuple[str, dict]], at) -> None:
+    Event.objects.bulk_create(
+        Event(
+            source=source,
+            client_id=f"t{next(_n)}",
+            contact=contact,
+            type=type_,
+            properties=properties,
+            occurred_at=at,
+            received_at=at,
+        )
+        for type_, properties in kinds
+    )
+
+
+def _draft_with_points_times(factor: int) -> CriteriaVersion:
+    """A draft of the active version whose behaviour points are ``factor`` times as many."""
+    draft = criteria.draft()
+    for rule in draft.behaviour_rules.all():
+        rule.points *= factor
+        rule.save(update_fields=["points"])
+    return draft
+
+
+def test_the_refresh_rescales_stored_sums_without_reading_events(db, source, contact):
+    """Events a month and more old (no window left to cross): a day later the refresh gives what the definition
+    gives, even with the events gone — it never read them."""
+    at = NOW - timedelta(days=40)
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 3 + [("email_open", {})] * 5, at)
+    services.rescore(contact_ids=[contact.pk], now=NOW)
+    active = services.active_criteria()
+    facts = [
+        engine.EventFacts(e.type, e.occurred_at, e.properties, None) for e in Event.objects.filter(contact=contact)
+    ]
+    Event.objects.filter(contact=contact).delete()
+    later = NOW + timedelta(days=1)
+
+    services.refresh(criteria=active, lo=contact.pk, hi=contact.pk, now=later)
+
+    expected = engine.score(active, {"job_title": "Engineer"}, facts, now=later)
+    contact = reloaded(contact)
+    assert abs(contact.engagement_score - expected.engagement) < 0.015
+    assert contact.score == expected.score
+    assert contact.scored_at == later
+    assert sum(e["points"] for e in contact.breakdown) == pytest.approx(contact.fit_score + contact.engagement_score)
+
+
+def test_a_passed_window_is_scored_from_events_again(db, source, contact):
+    """An event 13 days old counts in the trend's recent window: two days on it has moved to the prior one,
+    which no rescaling can know, so the refresh scores the contact from its events."""
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 4, NOW - timedelta(days=13))
+    contact = reloaded(contact)
+    services.rescore(contact_ids=[contact.pk], now=NOW)
+    assert reloaded(contact).trend == "rising"
+    assert Score.objects.get(contact=contact).recompute_at == NOW + timedelta(days=1)
+
+    services.refresh(criteria=services.active_criteria(), lo=contact.pk, hi=contact.pk, now=NOW + timedelta(days=2))
+
+    assert reloaded(contact).trend == "cooling"
+
+
+def _contacts_scored_under_v1(source, n: int) -> list[int]:
+    now = timezone.now()
+    Contact.objects.bulk_create(Contact(email=f"v{i}@example.com") for i in range(n))
+    made = list(Contact.objects.filter(email__startswith="v").order_by("pk"))
+    for contact in made:
+        _events(source, contact, [("page_view", {"path": "/pricing"})] * (1 + contact.pk % 3), now)
+    services.rescore(contact_ids=[c.pk for c in made])
+    return [c.pk for c in made]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readers_see_one_version_at_a_time_while_a_publish_computes(admin_ada, source, monkeypatch):
+    """Polls the contacts (as the leads list and the API read them) while a worker thread computes v2 in many
+    chunks: every read is all v1 or all v2, v1 is read while v2 is being computed, and v2 after."""
+    ids = _contacts_scored_under_v1(source, 400)
+    v1 = dict(Contact.objects.scored().filter(pk__in=ids).values_list("pk", "score"))
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)  # executed here, not by a worker
+    monkeypatch.setattr(services, "CHUNK", 10)
+    monkeypatch.setattr(services, "COMPUTE_PASSES", 40)  # 40 chunks of 10 contacts, a pause after each
+    stamp = services._stamp
+
+    def slowly(*args, **kwargs):
+        stamp(*args, **kwargs)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(services, "_stamp", slowly)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    worker = threading.Thread(target=lambda: (services.run_full_rescore(run_id=run.pk), connection.close()))
+    worker.start()
+    seen, during = [], 0
+    while worker.is_alive():
+        rows = list(Contact.objects.scored().filter(pk__in=ids).values_list("criteria_version", "pk", "score"))
+        versions = {v for v, _, _ in rows}
+        seen.append(versions)
+        run.refresh_from_db()
+        if versions == {1} and 0 < run.done < run.total:
+            during += 1
+            assert all(score == v1[pk] for _, pk, score in rows)
+    worker.join()
+    assert all(len(versions) == 1 for versions in seen), [v for v in seen if len(v) > 1][:3]
+    assert during > 3, (during, len(seen), seen[:5], run.done, run.total)
+    assert ScoreVersion.objects.get().live == 2
+    after = dict(Contact.objects.scored().filter(pk__in=ids).values_list("pk", "score"))
+    assert all(after[pk] > v1[pk] for pk in ids)
+    assert set(Score.objects.values_list("version", flat=True)) == {2}  # v1's scores dropped after the switch
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_racing_ingest_and_its_rescores_finishes_and_loses_nothing(
+    admin_ada, source, ingest_key, monkeypatch
+):
+    """Four threads post events for 200 contacts (the contact rows ingest writes) and two rescore them (as the
+    worker does) while v2 is computed, switched and its stage rules applied, moving most contacts to MQL: the
+    run finishes, no request or rescore fails, and every contact's score is what its events say under v2."""
+    ids = _contacts_scored_under_v1(source, 200)
+    emails = list(Contact.objects.filter(pk__in=ids).values_list("email", flat=True))
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)  # executed here, not by a worker
+    stop, failures, posted = threading.Event(), [], itertools.count()
+
+    def post(offset: int) -> None:
+        client = Client()
+        for i in itertools.count(offset, 4):
+            if stop.is_set():
+                break
+            answer = client.post(
+                "/api/v1/events",
+                {
+                    "events": [
+                        {
+                            "id": f"race-{i}-{k}",
+                            "type": "page_view",
+                            "email": emails[(i + 37 * k) % len(emails)],
+                            "properties": {"path": "/pricing"},
+                            "contact": {"job_title": f"Title {i}"},  # the contact row's upsert writes
+                        }
+                        for k in range(5)
+                    ]
+                },
+                content_type="application/json",
+                headers={"authorization": f"Bearer {ingest_key}"},
+            )
+            if answer.status_code != 202:
+                failures.append(answer.content)
+            next(posted)
+        connections.close_all()
+
+    def rescore() -> None:
+        while not stop.is_set():
+            try:
+                services.rescore_all_stale(notify=False)
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                failures.append(repr(e))
+        connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(4)]
+    threads += [threading.Thread(target=rescore) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        run = criteria.publish(version=_draft_with_points_times(10), by=admin_ada)
+        services.run_full_rescore(run_id=run.pk)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    run = RescoreRun.objects.get(pk=run.pk)
+    assert run.finished_at is not None and run.problem == ""
+    assert next(posted) > 50
+    services.rescore_all_stale(notify=False)
+    stored = dict(Score.objects.filter(version=2).values_list("contact_id", "score"))
+    text, params = services.sql.statement(services.active_criteria(), by_range=False, write=False)
+    with connection.cursor() as cursor:
+        cursor.execute(text, params | {"ids": ids, "now": timezone.now()})
+        recomputed = {pk: score for pk, _, score, *_ in cursor.fetchall()}
+    assert stored == recomputed
+    assert Contact.objects.filter(pk__in=ids, stage=Stage.MQL).count() > 100
