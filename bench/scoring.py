@@ -76,10 +76,11 @@ def _draft(factor: float):
 
 
 def _admin():
-    from crm.accounts import create_user
-    from crm.models import User
+    from django.contrib.auth import get_user_model
 
-    found = User.objects.filter(email="ada@example.com").first()
+    from crm.accounts import create_user
+
+    found = get_user_model().objects.filter(email="ada@example.com").first()
     return found or create_user(email="ada@example.com", password="x", role="admin", validate=False)
 
 

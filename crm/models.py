@@ -176,7 +176,7 @@ class Score(models.Model):
     newly published version is being computed its rows stand beside the live ones, and one update of
     ``ScoreVersion`` switches every reader at once. The facts
     after ``breakdown`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
-    per behaviour rule the decayed sum as of ``scored_at`` (all events, and since the last rejection), and when a
+    per behaviour rule the decayed sum as of ``facts_at`` (all events, and since the last rejection), and when a
     window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry).
     """
 
@@ -198,6 +198,7 @@ class Score(models.Model):
     breakdown = models.JSONField(default=list)
     last_activity_at = models.DateTimeField(null=True)
     scored_at = models.DateTimeField(null=True, help_text="Empty for a new contact's placeholder: not scored yet")
+    facts_at = models.DateTimeField(null=True, help_text="The instant the sums are decayed to (scored from events)")
     sums = ArrayField(models.FloatField(), default=list)
     fresh_sums = ArrayField(models.FloatField(), default=list)
     counts = ArrayField(models.IntegerField(), default=list)

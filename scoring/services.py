@@ -345,6 +345,8 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
             _stamp(run, hi, run.done + cursor.rowcount)
+    with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
+        cursor.execute("ANALYZE crm_score")
 
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
@@ -402,7 +404,7 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
 UNSCALABLE = """
     SELECT c.id FROM crm_contact c LEFT JOIN crm_score s ON s.version = %s AND s.contact_id = c.id
     WHERE c.id BETWEEN %s AND %s
-        AND (s.scored_at IS NULL OR s.recompute_at <= %s OR cardinality(s.sums) <> %s)
+        AND (s.facts_at IS NULL OR s.recompute_at <= %s OR cardinality(s.sums) <> %s)
     ORDER BY c.id"""
 
 

@@ -138,12 +138,27 @@ def _base_params(criteria: Criteria) -> dict[str, Any]:
     return params
 
 
-def _scored(criteria: Criteria, params: dict[str, Any]) -> str:
-    """CTEs ``shared`` and ``scored`` over a relation ``f`` of stored facts (sums, fresh_sums, counts, manual,
+def _shares(criteria: Criteria, params: dict[str, Any], sums: str) -> list[str]:
+    """Each behaviour rule's share, from the stored decayed sums ``f.<sums>`` times their decay ``f.factor``."""
+    return [capped(rule, i, f"f.{sums}[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
+
+
+def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
+    """The score and the promotion score alone (as new_score, new_promotion) of a row ``f`` of stored facts."""
+    shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
+    engagement = cents(f"({' + '.join(shares) or '0'}) + {cents('f.manual')}")
+    fresh_engagement = cents(f"({' + '.join(fresh) or '0'}) + {cents('f.manual_fresh')}")
+    return (
+        f"floor(f.fit + {engagement} + 0.5)::int AS new_score,"
+        f" floor(f.fit + {fresh_engagement} + 0.5)::int AS new_promotion"
+    )
+
+
+def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> str:
+    """CTEs ``shared`` and ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, counts, manual,
     manual_fresh, fit, tail: the breakdown's manual and fit entries, factor: the decay since the sums)."""
     n = len(criteria.behaviour)
-    shares = [capped(rule, i, f"f.sums[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
-    fresh = [capped(rule, i, f"f.fresh_sums[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
+    shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
     columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
     entries = [
         f"CASE WHEN f.counts[{i + 1}] > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
@@ -153,7 +168,7 @@ def _scored(criteria: Criteria, params: dict[str, Any]) -> str:
     return f"""
 shared AS (
     SELECT f.*, {", ".join(columns) or "0 AS sh"}
-    FROM f
+    FROM {source} f
 ),
 computed AS (
     SELECT f.*,
@@ -163,9 +178,7 @@ computed AS (
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
-        to_jsonb(array_remove(ARRAY[{", ".join(entries) or "NULL::jsonb"}]::jsonb[], NULL)) || f.tail AS breakdown,
-        {_array([f"f.sums[{i + 1}] * f.factor" for i in range(n)], "float8")} AS sums_now,
-        {_array([f"f.fresh_sums[{i + 1}] * f.factor" for i in range(n)], "float8")} AS fresh_sums_now
+        to_jsonb(array_remove(ARRAY[{", ".join(entries) or "NULL::jsonb"}]::jsonb[], NULL)) || f.tail AS breakdown
     FROM shared f
 ),
 scored AS (
@@ -175,13 +188,13 @@ scored AS (
 
 COLUMNS = (
     "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, breakdown, last_activity_at, "
-    "scored_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at"
+    "scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at"
 )
 UPSERT = """,
 written AS (
     INSERT INTO crm_score AS s (version, contact_id, {columns})
     SELECT %(version)s, x.id, x.score, x.fit, x.engagement, x.promotion_score, x.intent_at, x.grade, x.trend,
-        x.breakdown, x.last_event_at, %(now)s, x.sums_now, x.fresh_sums_now, x.counts, x.manual, x.manual_fresh,
+        x.breakdown, x.last_event_at, %(now)s, %(now)s, x.sums, x.fresh_sums, x.counts, x.manual, x.manual_fresh,
         x.recompute_at
     FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
     ON CONFLICT (version, contact_id) {conflict}
@@ -301,34 +314,40 @@ f AS (
 
 
 def rescale(criteria: Criteria) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters (add ``now``, ``lo`` and ``hi``) that bring the version's stored scores of contacts
-    lo..hi to ``now`` without reading events, leaving those whose facts do not scale (``recompute_at`` passed,
-    or stored under other rules) to a rescore from events. Returns (id, stage, score, promotion_score, intent,
-    grade, stage_held) of the contacts whose score or promotion score moved."""
+    """SQL and parameters (add ``now``, ``lo`` and ``hi``) that bring the version's scores of contacts lo..hi to
+    ``now`` without reading events: each stored sum decays by 0.5^((now − facts_at) / half-life). Only a score or
+    promotion score that moved is written (with its engagement and breakdown as of now, so the breakdown still
+    adds up to it); the sums stay as they are, decayed to ``facts_at``. Contacts whose facts do not scale
+    (``recompute_at`` passed, stored under other rules, never scored) are left to a rescore from events.
+    Returns (id, stage, score, promotion_score, intent, grade, stage_held) of the contacts written."""
     params = _base_params(criteria)
     sql = f"""
 WITH f AS MATERIALIZED (
-    SELECT s.contact_id AS id, s.score AS old_score, s.promotion_score AS old_promotion, s.sums, s.fresh_sums,
-        s.counts, s.manual, s.manual_fresh, s.fit_score AS fit, s.trend, s.intent_at,
-        jsonb_path_query_array(s.breakdown, '$[*] ? (@.kind != "behaviour")') AS tail,
-        {_decay("s.scored_at", criteria)} AS factor
+    SELECT s.contact_id AS id, s.facts_at, s.score AS old_score, s.promotion_score AS old_promotion, s.sums,
+        s.fresh_sums, s.counts, s.manual, s.manual_fresh, s.fit_score AS fit, s.trend, s.intent_at,
+        s.breakdown AS old_breakdown,
+        {_decay("s.facts_at", criteria)} AS factor
     FROM crm_score s
-    WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND s.scored_at IS NOT NULL
-        AND cardinality(s.sums) = %(rules)s
-        AND (s.recompute_at IS NULL OR s.recompute_at > %(now)s)
-    ORDER BY s.contact_id
-    FOR UPDATE OF s  -- in contact order, as every writer of scores
-),{_scored(criteria, params)},
+    WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND s.facts_at IS NOT NULL
+        AND cardinality(s.sums) = %(rules)s AND (s.recompute_at IS NULL OR s.recompute_at > %(now)s)
+),
+moved AS MATERIALIZED (  -- the score alone first: most contacts' rounded scores do not move in an hour
+    SELECT f.*, t.new_score, t.new_promotion FROM f, LATERAL (SELECT {_totals(criteria, params)}) t
+    WHERE (t.new_score, t.new_promotion) IS DISTINCT FROM (f.old_score, f.old_promotion)
+),
+g AS (
+    SELECT m.*, jsonb_path_query_array(m.old_breakdown, '$[*] ? (@.kind != "behaviour")') AS tail FROM moved m
+),{_scored(criteria, params, source="g")},
 updated AS (
     UPDATE crm_score s SET score = x.score, engagement_score = x.engagement, promotion_score = x.promotion_score,
-        breakdown = x.breakdown, sums = x.sums_now, fresh_sums = x.fresh_sums_now, scored_at = %(now)s
+        breakdown = x.breakdown, scored_at = %(now)s
     FROM scored x
-    WHERE s.version = %(version)s AND s.contact_id = x.id
-    RETURNING x.id, x.old_score, x.old_promotion, x.score, x.fit, x.engagement, x.promotion_score, x.intent, x.grade
+    -- Rescored from events meanwhile (newer facts): that score stands.
+    WHERE s.version = %(version)s AND s.contact_id = x.id AND s.facts_at = x.facts_at
+    RETURNING x.id, x.old_score, x.score, x.fit, x.engagement, x.promotion_score, x.intent, x.grade
 ),
 changed AS (
     SELECT u.*, c.stage, c.stage_held FROM updated u JOIN crm_contact c ON c.id = u.id
-    WHERE (u.score, u.promotion_score) IS DISTINCT FROM (u.old_score, u.old_promotion)
 ),
 history AS (
     INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)

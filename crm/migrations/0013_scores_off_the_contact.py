@@ -70,6 +70,7 @@ class Migration(migrations.Migration):
                 ('breakdown', models.JSONField(default=list)),
                 ('last_activity_at', models.DateTimeField(null=True)),
                 ('scored_at', models.DateTimeField(help_text="Empty for a new contact's placeholder: not scored yet", null=True)),
+                ('facts_at', models.DateTimeField(help_text='The instant the sums are decayed to (scored from events)', null=True)),
                 ('sums', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), default=list)),
                 ('fresh_sums', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), default=list)),
                 ('counts', django.contrib.postgres.fields.ArrayField(base_field=models.IntegerField(), default=list)),
