@@ -2,15 +2,15 @@
 
 PostgreSQL is the source of truth: ingest marks contacts stale in its own statement, every other change
 to what a score reads (a profile edit, a company's size) through ``mark_stale``. Then the nudge after
-commit: one task per contact at a time (Redis SET NX), a short delay so that a burst of events becomes
-one rescore, and tasks addressed by name so that ``crm`` and ``leads`` need not import ``scoring``. A
-nudge lost with the broker costs only until the sweeper's next pass.
+commit: one task per contact at a time (Redis SET NX), a quiet contact's at once and a busy one's after a
+short delay, so that a burst of events becomes one rescore; tasks addressed by name so that ``crm`` and
+``leads`` need not import ``scoring``. A nudge lost with the broker costs only until the sweeper's next pass.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+from functools import cache, partial
 
 import redis
 from django.conf import settings
@@ -29,17 +29,45 @@ def coalescing_key(contact_id: int) -> str:
     return f"rescore:{contact_id}"
 
 
+# KEYS: per contact its coalescing key, then its "recently asked" key; ARGV: the coalescing key's TTL, how long a
+# contact counts as busy (ms). Returns, per contact, 0 (a rescore is waiting already), 1 (busy: wait to coalesce)
+# or 2 (quiet: rescore at once).
+ASK = """
+local n, result = #KEYS / 2, {}
+for i = 1, n do
+    if redis.call('SET', KEYS[i], 1, 'NX', 'EX', ARGV[1]) then
+        result[i] = redis.call('SET', KEYS[n + i], 1, 'NX', 'PX', ARGV[2]) and 2 or 1
+    else
+        result[i] = 0
+    end
+end
+return result
+"""
+
+
+@cache
+def _ask(client: redis.Redis) -> redis.commands.core.Script:
+    return client.register_script(ASK)  # EVALSHA: the script is sent once per Redis server
+
+
+def wanted(contact_ids: list[int]) -> tuple[list[int], list[int]]:
+    """Which of the contacts to rescore at once (quiet) and which after RESCORE_DELAY (asked for again within
+    RESCORE_BUSY_MS): one Redis call, which also marks them waiting. Those waiting already are in neither."""
+    keys = [coalescing_key(pk) for pk in contact_ids] + [f"rescore:asked:{pk}" for pk in contact_ids]
+    answers = _ask(get_redis())(keys=keys, args=[settings.RESCORE_KEY_TTL, settings.RESCORE_BUSY_MS])
+    pairs = list(zip(contact_ids, answers, strict=True))
+    return [pk for pk, a in pairs if a == 2], [pk for pk, a in pairs if a == 1]
+
+
 def request_rescore(contact_ids: list[int]) -> None:
-    """Enqueue a rescore of the contacts not already waiting for one. Never raises for a broker outage."""
+    """Enqueue a rescore of the contacts not already waiting for one: a quiet contact's at once, a busy one's
+    after RESCORE_DELAY, so that a burst of events becomes one rescore. Never raises for a broker outage."""
     if not contact_ids:
         return
     try:
-        pipe = get_redis().pipeline(transaction=False)
-        for pk in contact_ids:
-            pipe.set(coalescing_key(pk), 1, nx=True, ex=settings.RESCORE_KEY_TTL)
-        wanted = [pk for pk, created in zip(contact_ids, pipe.execute(), strict=True) if created]
-        for start in range(0, len(wanted), TASK_CHUNK):
-            app.send_task(RESCORE_TASK, args=[wanted[start : start + TASK_CHUNK]], countdown=settings.RESCORE_DELAY)
+        for ids, countdown in zip(wanted(contact_ids), (None, settings.RESCORE_DELAY), strict=True):
+            for start in range(0, len(ids), TASK_CHUNK):
+                app.send_task(RESCORE_TASK, args=[ids[start : start + TASK_CHUNK]], countdown=countdown)
     except (redis.RedisError, OSError) as e:  # kombu raises OSError subclasses when the broker is down
         log.warning("rescore request not sent (%s); the sweeper will catch up", e)
 

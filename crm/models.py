@@ -210,11 +210,10 @@ class Score(models.Model):
 
     class Meta:
         indexes = [
-            # The leads list's sorts, each keyset-paged on (sort key, contact) within the live version.
+            # The leads list's sorts, each keyset-paged on (sort key, contact) within the live version; its grade
+            # and trend filters walk them too (each grade or trend is a large share of contacts).
             models.Index(F("version"), F("score").desc(), F("contact_id").desc(), name="score_rank_idx"),
             models.Index(F("version"), ACTIVE_AT.desc(), F("contact_id").desc(), name="score_activity_idx"),
-            models.Index(fields=["version", "grade", "-score", "-contact_id"], name="score_grade_idx"),
-            models.Index(fields=["version", "trend", "-score", "-contact_id"], name="score_trend_idx"),
         ]
 
     def __str__(self) -> str:

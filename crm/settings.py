@@ -129,6 +129,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"]["OPTIONS"] = (
     {"server_side_binding": True, "prepare_threshold": 5} if envbool("DATABASE_PREPARED_STATEMENTS", True) else {}
 )
+# No JIT: compiling the scoring statements' expressions cost more than it saved (150 ms of a 1.1 s chunk).
+DATABASES["default"]["OPTIONS"]["options"] = "-c jit=off"
 if envbool("DATABASE_POOL", False):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": envint("DATABASE_POOL_SIZE", 8)}
@@ -231,6 +233,7 @@ HANDOFF_CLAIM_LIMIT = envint("HANDOFF_CLAIM_LIMIT", 25)
 # Rescores coalesce: a contact has at most one waiting task, which runs this many seconds after it is asked for.
 RESCORE_DELAY = float(envstr("RESCORE_DELAY", "0.2"))
 RESCORE_KEY_TTL = 30
+RESCORE_BUSY_MS = 2000  # a contact asked for again within this is busy: its rescore waits RESCORE_DELAY
 
 # A worker counts as alive while its heartbeat (every WORKER_HEARTBEAT_SECONDS) is younger than this.
 WORKER_HEARTBEAT_SECONDS = 10

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Func, QuerySet, Value
+from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Value
 from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
@@ -22,13 +22,13 @@ from front.report_query import Moment, end_of, start_of
 from handoff.models import QueueEntry
 
 PAGE_SIZE = 50
-# Each sort: the score-table key it orders by (descending), then the contact; "MQLs first" reads the MQLs, then
-# the rest, each by score.
+# Each sort: the key it orders by (descending) and the contact id after it, both of one index (the score table's,
+# or the contact's for "Newest"); "MQLs first" reads the MQLs, then the rest, each by score.
 SORTS = {
-    "priority": ("MQLs first", F("score")),
-    "score": ("Score", F("score")),
-    "activity": ("Last activity", ACTIVE_AT),
-    "created": ("Newest", F("contact__created_at")),
+    "priority": ("MQLs first", F("score"), F("contact_id")),
+    "score": ("Score", F("score"), F("contact_id")),
+    "activity": ("Last activity", ACTIVE_AT, F("contact_id")),
+    "created": ("Newest", F("contact__created_at"), F("contact__id")),
 }
 ACTIVE = {"7": 7, "30": 30, "90": 90}
 SCORE_BOUND = 1_000_000
@@ -61,7 +61,7 @@ class LeadFilters(forms.Form):
     owner = forms.RegexField(
         required=False, regex=r"^(me|none|[0-9]{1,18})$", error_messages={"invalid": "Choose an owner from the list."}
     )
-    sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _) in SORTS.items()])
+    sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _, _) in SORTS.items()])
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
     # The contacts behind a number on the reports page (front.reports.contacts): which number, of which period.
     report = forms.ChoiceField(
@@ -114,7 +114,7 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Score]:
     index on the score table, in the live version), what it counts and what Export writes."""
     found = Score.objects.live()
     for word in (data.get("q") or "").split()[:5]:
-        found = found.filter(contact_id__in=_matching(word))
+        found = found.filter(_matching(word))
     for field in ("grade", "trend"):
         if data.get(field):
             found = found.filter(**{field: data[field]})
@@ -128,10 +128,12 @@ def filtered(data: dict[str, Any], user) -> QuerySet[Score]:
         found = found.filter(score__gte=data["min_score"])
     if data.get("max_score") is not None:
         found = found.filter(score__lte=data["max_score"])
+    # On the activity index's own expression (never active is the epoch), so that index finds them.
     if data.get("active") == "never":
-        found = found.filter(last_activity_at=None)
+        found = found.alias(active_at=ACTIVE_AT).filter(active_at=EPOCH)
     elif data.get("active") in ACTIVE:
-        found = found.filter(last_activity_at__gte=timezone.now() - timedelta(days=ACTIVE[data["active"]]))
+        since = timezone.now() - timedelta(days=ACTIVE[data["active"]])
+        found = found.alias(active_at=ACTIVE_AT).filter(active_at__gte=since)
     owner = data.get("owner") or ""
     if owner == "me":
         found = found.filter(contact__owner=user)
@@ -164,18 +166,26 @@ def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
 SEARCH_IDS = 5_000  # a search matching at most this many contacts is looked up by their ids
 
 
-def _matching(word: str) -> list[int] | QuerySet:
-    """Ids of contacts with ``word`` in their email, name or company: a union, so each part uses its own
-    trigram index (an OR across the company join would scan every contact). A few are fetched first, so the
-    page reads just their scores; a word most contacts match stays a subquery, met early in any sort."""
+def _matching(word: str) -> Q:
+    """Scores of contacts with ``word`` in their email, name or company. The matching ids are looked for first,
+    a union so that each part uses its own trigram index (an OR across the company join would scan every
+    contact): a few, and the page reads just their scores. A word that many contacts match is a condition on
+    the rows instead, which a walk down the sort's index meets early."""
     ids = Contact.objects.values("id")
     found = (
         ids.filter(email__icontains=word)
-        .union(ids.filter(first_name__icontains=word), ids.filter(last_name__icontains=word))
-        .union(ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")))
+        .union(ids.filter(first_name__icontains=word), ids.filter(last_name__icontains=word), all=True)
+        .union(ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")), all=True)
     )
-    few = [row["id"] for row in found[: SEARCH_IDS + 1]]
-    return few if len(few) <= SEARCH_IDS else found
+    few = {row["id"] for row in found[: SEARCH_IDS + 1]}
+    if len(few) <= SEARCH_IDS:
+        return Q(contact_id__in=sorted(few))
+    return (
+        Q(contact__email__icontains=word)
+        | Q(contact__first_name__icontains=word)
+        | Q(contact__last_name__icontains=word)
+        | Q(contact__company__name__icontains=word)
+    )
 
 
 class RowBefore(Func):
@@ -224,7 +234,7 @@ def page(data: dict[str, Any], *, user) -> Page:
     """One page of contacts for the cleaned filters: a keyset query on the sort's index (a second one where
     "MQLs first" runs out of MQLs), the contact, company and owner joined to it."""
     sort = data.get("sort") or "priority"
-    key = SORTS[sort][1]
+    _, key, tie = SORTS[sort]
     after = _decode_after(sort, data.get("after"))
     found = filtered(data, user).select_related("contact__company", "contact__owner")
     rows: list[tuple[int, Score]] = []
@@ -235,16 +245,16 @@ def page(data: dict[str, Any], *, user) -> Page:
         if len(_phases(data, sort)) > 1:
             part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
         if after is not None and phase == after[0]:
-            part = part.filter(RowBefore([key, F("contact_id")], after[1:]))
+            part = part.filter(RowBefore([key, tie], after[1:]))
         wanted = PAGE_SIZE + 1 - len(rows)
-        rows += [(phase, s) for s in part.order_by(key.desc(), F("contact_id").desc())[:wanted]]
+        rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[:wanted]]
         if len(rows) > PAGE_SIZE:
             break
     cursor = None
     if len(rows) > PAGE_SIZE:
         rows = rows[:PAGE_SIZE]
         phase, last = rows[-1]
-        value = {"activity": (last.last_activity_at or EPOCH), "created": last.contact.created_at}.get(sort, last.score)
+        value = {"activity": last.last_activity_at or EPOCH, "created": last.contact.created_at}.get(sort, last.score)
         value = value.isoformat() if isinstance(value, datetime) else value
         cursor = base64.urlsafe_b64encode(json.dumps([phase, value, last.contact_id]).encode()).decode()
     return Page([with_score(s) for _, s in rows], cursor)

@@ -11,17 +11,17 @@ and opt-outs (a second statement, in a transaction with the first).
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
 from crm.freshness import request_rescore
+from crm.retry import retrying
 from leads.models import Source
 from leads.schemas import PROFILE_FIELDS, WHOLE_NUMBER, ContactFields, EventIn
 
@@ -43,7 +43,6 @@ OPT_OUT = {"email_unsubscribe": True, "email_subscribe": False}
 EXTRA_FIELD_LIMIT = 50
 EXTRA_VALUE_LIMIT = 500
 NOT_PROFILE = {"form", "email", "url", "path", "title", "referrer"}
-DEADLOCK_RETRIES = 3
 
 
 @dataclass
@@ -263,36 +262,32 @@ def identify(
 
 
 def _store(source, now, events, links, anonymous, *, contact) -> Recorded:
-    for attempt in range(DEADLOCK_RETRIES):
-        try:
-            with connection.cursor() as cursor:
-                email_of = {**_known_visitors(cursor, anonymous), **links}
-                contacts = _contacts(events, email_of, source, now)
-                if contact is not None:
-                    email, fields = contact
-                    _apply_fields(contacts.setdefault(email, _Contact()), fields)
-                opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
-                with transaction.atomic() if opt_outs else contextlib.nullcontext():
-                    parameters = _parameters(source, now, events, contacts, links, email_of)
-                    statement = store_statement(
-                        companies=any(parameters["company"]), links=bool(links), forms=bool(parameters["forms"])
+    def once() -> Recorded:
+        with connection.cursor() as cursor:
+            email_of = {**_known_visitors(cursor, anonymous), **links}
+            contacts = _contacts(events, email_of, source, now)
+            if contact is not None:
+                email, fields = contact
+                _apply_fields(contacts.setdefault(email, _Contact()), fields)
+            opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
+            with transaction.atomic() if opt_outs else contextlib.nullcontext():
+                parameters = _parameters(source, now, events, contacts, links, email_of)
+                statement = store_statement(
+                    companies=any(parameters["company"]), links=bool(links), forms=bool(parameters["forms"])
+                )
+                cursor.execute(statement, parameters)
+                accepted, attached, contact_ids = cursor.fetchone()
+                if opt_outs:
+                    cursor.execute(
+                        "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
+                        " AS o(email, value) WHERE c.email = o.email",
+                        [list(opt_outs), list(opt_outs.values())],
                     )
-                    cursor.execute(statement, parameters)
-                    accepted, attached, contact_ids = cursor.fetchone()
-                    if opt_outs:
-                        cursor.execute(
-                            "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
-                            " AS o(email, value) WHERE c.email = o.email",
-                            [list(opt_outs), list(opt_outs.values())],
-                        )
-            result = Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
-            transaction.on_commit(partial(request_rescore, result.contact_ids))
-            return result
-        except OperationalError as e:
-            if getattr(e.__cause__, "sqlstate", None) != "40P01" or attempt == DEADLOCK_RETRIES - 1:
-                raise
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+        result = Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
+        transaction.on_commit(partial(request_rescore, result.contact_ids))
+        return result
+
+    return retrying(once)
 
 
 def _known_visitors(cursor, visitors: list[str]) -> dict[str, str]:

@@ -32,9 +32,9 @@ return tostring(wait)
 
 
 @cache
-def _token_bucket() -> redis.commands.core.Script:
+def _token_bucket(client: redis.Redis) -> redis.commands.core.Script:
     # EVALSHA: the script is sent once per Redis server (again after a restart, on NOSCRIPT), not per request.
-    return get_redis().register_script(TOKEN_BUCKET)
+    return client.register_script(TOKEN_BUCKET)
 
 
 def burst_of(source: Source) -> int:
@@ -48,7 +48,9 @@ def take(source: Source, events: int) -> None:
     Fails open when Redis is unreachable: losing the limit for a moment beats refusing every event.
     """
     try:
-        wait = float(_token_bucket()(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events]))
+        wait = float(
+            _token_bucket(get_redis())(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events])
+        )
     except redis.RedisError:
         log.warning("rate limit skipped: Redis is unreachable")
         return

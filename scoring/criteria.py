@@ -16,7 +16,15 @@ from crm.errors import DomainError
 from leads.models import ADJUSTMENT
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
-from scoring.services import CHUNK, criteria_of, full_rescore_running, queue_run, start_full_rescore
+from scoring.services import (
+    COMPUTE_WORK_MEM,
+    chunks,
+    criteria_of,
+    full_rescore_running,
+    pass_size,
+    queue_run,
+    start_full_rescore,
+)
 from scoring.stages import automatic_move
 
 Status = CriteriaVersion.Status
@@ -132,25 +140,15 @@ class Preview:
 
 
 def preview(version: CriteriaVersion) -> Preview:
-    """What publishing ``version`` would do, computed set-based and read-only, chunk by chunk."""
+    """What publishing ``version`` would do, computed set-based and read-only, in a few passes over the events
+    (as a publish computes it)."""
     criteria = criteria_of(version)
     text, params = sql.statement(criteria, by_range=True, write=False)
-    result, now, last = Preview(), timezone.now(), 0
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
-                [last, CHUNK],
-            )
-            lo, hi = cursor.fetchone()
-            if lo is None:
-                cursor.execute(
-                    "SELECT id, coalesce(nullif(trim(first_name || ' ' || last_name), ''), email) FROM crm_contact"
-                    " WHERE id = ANY(%s)",
-                    [[pk for pk, *_ in result.samples]],
-                )
-                result.names = dict(cursor.fetchall())
-                return result
+    result, now = Preview(), timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
+        cursor.execute("SELECT count(*) FROM crm_contact")
+        for lo, hi in chunks(0, pass_size(cursor.fetchone()[0])):
             cursor.execute(
                 "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
                 " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
@@ -172,7 +170,13 @@ def preview(version: CriteriaVersion) -> Preview:
                     result.moves[(stage, after)] += 1
                     if len(result.samples) < SAMPLES:
                         result.samples.append((pk, stage, after, score))
-            last = hi
+        cursor.execute(
+            "SELECT id, coalesce(nullif(trim(first_name || ' ' || last_name), ''), email) FROM crm_contact"
+            " WHERE id = ANY(%s)",
+            [[pk for pk, *_ in result.samples]],
+        )
+        result.names = dict(cursor.fetchall())
+    return result
 
 
 def publish(*, version: CriteriaVersion, by: AbstractBaseUser) -> RescoreRun:

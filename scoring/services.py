@@ -44,6 +44,7 @@ MAX_RESUMES = 5
 COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
 COMPUTE_CHUNK_MAX = 200_000
 COMPUTE_WORK_MEM = "256MB"
+SETTLE_CHUNK = 20_000  # contacts whose stage rules one short transaction applies after a switch
 REFRESH_CHUNK = 50_000  # contacts a decay refresh brings to now in one transaction
 
 
@@ -314,7 +315,7 @@ def full_rescore_running() -> bool:
         return not cursor.fetchone()[0]
 
 
-def _chunks(after: int, size: int) -> Iterator[tuple[int, int]]:
+def chunks(after: int, size: int) -> Iterator[tuple[int, int]]:
     """The contacts after ``after`` as id ranges [lo, hi] of ``size`` contacts (ids may be sparse)."""
     with connection.cursor() as cursor:
         while True:
@@ -329,6 +330,11 @@ def _chunks(after: int, size: int) -> Iterator[tuple[int, int]]:
             after = hi
 
 
+def pass_size(total: int) -> int:
+    """How many contacts one pass over the events scores, of ``total``: COMPUTE_PASSES passes in all."""
+    return min(max(CHUNK, total // COMPUTE_PASSES + 1), COMPUTE_CHUNK_MAX)
+
+
 def _stamp(run: RescoreRun, hi: int, done: int, *fields: str) -> None:
     run.last_contact_id, run.done, run.heartbeat_at = hi, min(run.total, done), timezone.now()
     run.save(update_fields=["last_contact_id", "done", "heartbeat_at", *fields])
@@ -339,8 +345,7 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     large id ranges (each a pass over the events: few passes, and a progress step each). A score a rescore
     of newer activity wrote meanwhile is kept."""
     text, params = _statement(criteria, True, keep=True, history=False)
-    size = min(max(CHUNK, run.total // COMPUTE_PASSES + 1), COMPUTE_CHUNK_MAX)
-    for lo, hi in _chunks(run.last_contact_id, size):
+    for lo, hi in chunks(run.last_contact_id, pass_size(run.total)):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
@@ -385,7 +390,7 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         "low": min(criteria.mql_threshold, criteria.sql_threshold),
         "demote": criteria.mql_threshold - criteria.hysteresis,
     }
-    for lo, hi in _chunks(run.last_contact_id, COMPUTE_CHUNK_MAX):
+    for lo, hi in chunks(run.last_contact_id, SETTLE_CHUNK):
 
         def once(lo: int = lo, hi: int = hi) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
@@ -431,7 +436,7 @@ def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> Rescored:
 
 
 def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    for lo, hi in _chunks(run.last_contact_id, REFRESH_CHUNK):
+    for lo, hi in chunks(run.last_contact_id, REFRESH_CHUNK):
         _stamp(run, hi, run.done + refresh(criteria=criteria, lo=lo, hi=hi, now=now).contacts)
 
 

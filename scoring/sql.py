@@ -166,11 +166,11 @@ def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> st
         for i in range(n)
     ]
     return f"""
-shared AS (
+shared AS MATERIALIZED (  -- each share once: inlined, every use below would compute it again
     SELECT f.*, {", ".join(columns) or "0 AS sh"}
     FROM {source} f
 ),
-computed AS (
+computed AS MATERIALIZED (
     SELECT f.*,
         {cents(f"({' + '.join(f'f.sh{i}' for i in range(n)) or '0'}) + {cents('f.manual')}")} AS engagement,
         floor(f.fit + {cents(f"({' + '.join(f'f.fsh{i}' for i in range(n)) or '0'}) + {cents('f.manual_fresh')}")}

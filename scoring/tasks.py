@@ -12,7 +12,7 @@ from scoring import services
 FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
 
 
-@shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+@shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True, ignore_result=True)
 def rescore_contacts(contact_ids: list[int]) -> None:
     services.rescore_stale(contact_ids=contact_ids)
 

@@ -96,14 +96,6 @@ class Migration(migrations.Migration):
             model_name='score',
             index=models.Index(models.F('version'), models.OrderBy(django.db.models.functions.comparison.Coalesce(models.F('last_activity_at'), models.Value(datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))), descending=True), models.OrderBy(models.F('contact_id'), descending=True), name='score_activity_idx'),
         ),
-        migrations.AddIndex(
-            model_name='score',
-            index=models.Index(fields=['version', 'grade', '-score', '-contact_id'], name='score_grade_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='score',
-            index=models.Index(fields=['version', 'trend', '-score', '-contact_id'], name='score_trend_idx'),
-        ),
         migrations.RemoveIndex(
             model_name='contact',
             name='contact_score_idx',
