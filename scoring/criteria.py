@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -17,12 +18,12 @@ from leads.models import ADJUSTMENT
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import (
-    COMPUTE_WORK_MEM,
     chunks,
     criteria_of,
     full_rescore_running,
     pass_size,
     queue_run,
+    roomy,
     start_full_rescore,
 )
 from scoring.stages import automatic_move
@@ -120,6 +121,27 @@ class Preview:
     samples: list[tuple[int, str, str, int]] = field(default_factory=list)  # (id, from, to, score)
     names: dict[int, str] = field(default_factory=dict)  # the samples' names
 
+    def as_json(self) -> dict:
+        return {
+            "stages": self.stages,
+            "grades": self.grades,
+            "today_stages": self.today_stages,
+            "today_grades": self.today_grades,
+            "moves": [[a, b, n] for (a, b), n in self.moves.items()],
+            "samples": self.samples,
+            "names": [[pk, name] for pk, name in self.names.items()],
+        }
+
+    @classmethod
+    def of_json(cls, data: dict) -> Preview:
+        counters = {k: Counter(data[k]) for k in ("stages", "grades", "today_stages", "today_grades")}
+        return cls(
+            **counters,
+            moves=Counter({(a, b): n for a, b, n in data["moves"]}),
+            samples=[tuple(s) for s in data["samples"]],
+            names=dict(data["names"]),
+        )
+
     @property
     def stage_rows(self) -> list[tuple[str, int, int]]:
         """(stage, today, under the draft) for the page (templates cannot iterate a Counter's items)."""
@@ -139,16 +161,16 @@ class Preview:
         return [(g, self.today_grades[g], self.grades[g]) for g in sorted(set(self.grades) | set(self.today_grades))]
 
 
-def preview(version: CriteriaVersion) -> Preview:
+def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | None = None) -> Preview:
     """What publishing ``version`` would do, computed set-based and read-only, in a few passes over the events
-    (as a publish computes it)."""
+    (as a publish computes it); ``progress(done, total)`` is called after each pass."""
     criteria = criteria_of(version)
     text, params = sql.statement(criteria, by_range=True, write=False)
-    result, now = Preview(), timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
+    result, now, done = Preview(), timezone.now(), 0
+    with connection.cursor() as cursor, roomy(cursor):
         cursor.execute("SELECT count(*) FROM crm_contact")
-        for lo, hi in chunks(0, pass_size(cursor.fetchone()[0])):
+        total = cursor.fetchone()[0]
+        for lo, hi in chunks(0, pass_size(total)):
             cursor.execute(
                 "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
                 " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
@@ -170,6 +192,9 @@ def preview(version: CriteriaVersion) -> Preview:
                     result.moves[(stage, after)] += 1
                     if len(result.samples) < SAMPLES:
                         result.samples.append((pk, stage, after, score))
+            done += len(today)
+            if progress:
+                progress(min(done, total), total)
         cursor.execute(
             "SELECT id, coalesce(nullif(trim(first_name || ' ' || last_name), ''), email) FROM crm_contact"
             " WHERE id = ANY(%s)",

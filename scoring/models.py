@@ -184,3 +184,36 @@ class Backtest(models.Model):
         """The result's two versions for the page, each with its busiest week."""
         rows = [("Active", self.result["active"]), ("Draft", self.result["draft"])] if self.result else []
         return [(label, v | {"busiest": max(v["sql_per_week"], default=0)}) for label, v in rows]
+
+
+class PreviewRun(models.Model):
+    """What publishing a draft would do (scoring.criteria.preview), computed by a worker pass by pass, with
+    progress a page can poll; the result stays with the draft until the draft changes."""
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="previews")
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"preview of v{self.version_id}: {self.done}/{self.total}"
+
+    @property
+    def stalled(self) -> bool:
+        """Unfinished, and nothing heard for two minutes (a pass takes seconds): its worker was lost."""
+        last = self.heartbeat_at or self.started_at
+        unfinished = self.finished_at is None and self.failed_at is None
+        return unfinished and last < timezone.now() - timedelta(minutes=2)
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None and self.failed_at is None and not self.stalled
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0

@@ -340,14 +340,23 @@ def _stamp(run: RescoreRun, hi: int, done: int, *fields: str) -> None:
     run.save(update_fields=["last_contact_id", "done", "heartbeat_at", *fields])
 
 
+@contextmanager
+def roomy(cursor) -> Iterator[None]:
+    """This session's sorts and hashes get COMPUTE_WORK_MEM while the block runs (a pass over many events)."""
+    cursor.execute("SELECT set_config('work_mem', %s, false)", [COMPUTE_WORK_MEM])
+    try:
+        yield
+    finally:
+        cursor.execute("RESET work_mem")
+
+
 def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """Score every contact from its events under a version not yet live, beside the live scores, in a few
     large id ranges (each a pass over the events: few passes, and a progress step each). A score a rescore
     of newer activity wrote meanwhile is kept."""
     text, params = _statement(criteria, True, keep=True, history=False)
     for lo, hi in chunks(run.last_contact_id, pass_size(run.total)):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [COMPUTE_WORK_MEM])
+        with transaction.atomic(), connection.cursor() as cursor, roomy(cursor):
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
             _stamp(run, hi, run.done + cursor.rowcount)
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them

@@ -7,7 +7,7 @@ from django.db import OperationalError
 
 from leads import imports
 from scoring import backtest as replays
-from scoring import services
+from scoring import previews, services
 
 FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
 
@@ -48,6 +48,12 @@ def refresh_decay() -> None:
 @shared_task(autoretry_for=(OperationalError,), max_retries=10, retry_backoff=True, **FULL_RESCORE_LIMITS)
 def run_import(import_id: int) -> None:
     services.run_import(import_id=import_id)
+
+
+@shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True, **FULL_RESCORE_LIMITS)
+def preview(preview_id: int) -> None:
+    """What publishing a draft would do, for the criteria page (scoring.previews)."""
+    previews.run(preview_id=preview_id)
 
 
 @shared_task(**FULL_RESCORE_LIMITS)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from crm.roles import ADMIN, role_required
-from scoring import backtest, criteria, criteria_json, engine, evidence, suggestions
+from scoring import backtest, criteria, criteria_json, engine, evidence, previews, suggestions
 from scoring.forms import (
     EVENT_TYPES,
     PROPERTY_KEYS,
@@ -30,6 +30,8 @@ def _context(draft: CriteriaVersion, *, days: int = 180, **extra) -> dict:
         "evidence": extra.pop("evidence", None) or evidence.evidence(criteria_of(draft), days=days),
         "evidence_form": extra.pop("evidence_form", None) or EvidenceForm(initial={"days": days}),
         "backtest": draft.backtests.order_by("-pk").first(),
+        "preview_run": (run := previews.latest(draft)),
+        "preview": previews.outcome(run),
         "backtest_form": extra.pop("backtest_form", None) or BacktestForm(),
         "draft": draft,
         "settings_form": extra.pop("settings_form", None) or SettingsForm(instance=draft),
@@ -62,6 +64,9 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "backtest":
         test = criteria.draft().backtests.order_by("-pk").first()
         return render(request, "scoring/criteria.html#backtest", {"backtest": test})
+    if request.htmx and request.GET.get("part") == "preview":
+        run = previews.latest(criteria.draft())
+        return render(request, "scoring/criteria.html#preview", {"preview_run": run, "preview": previews.outcome(run)})
     if request.htmx and request.GET.get("part") == "progress":
         return render(request, "scoring/criteria.html#progress", {"run": RescoreRun.objects.order_by("-pk").first()})
     draft = criteria.draft()
@@ -104,9 +109,10 @@ def criteria_page(request: HttpRequest) -> HttpResponse:
         settings_form.save()
         behaviour.save()
         fit.save()
+        previews.forget(draft)
+        if action == "preview":
+            previews.start(version=draft)
     draft.refresh_from_db()
-    if action == "preview":
-        return render(request, "scoring/criteria.html", _context(draft, preview=criteria.preview(draft)))
     if action == "publish":
         return _publish(request, lambda: criteria.publish(version=draft, by=request.user))
     return render(request, "scoring/criteria.html", _context(draft, saved=True))

@@ -37,6 +37,7 @@ def test_an_admin_changes_the_criteria_publishes_and_the_lead_follows(
     page.locator("tr:has(input[value='Email click']) input[name$='-points']").fill("1")
     page.locator("input[name=mql_threshold]").fill("50")
     page.get_by_role("button", name="Preview impact").click()
+    page.locator("#preview table").first.wait_for(timeout=30_000)  # the worker computed it; the panel polled
     assert "mql" in page.locator("#preview").inner_text()
     asked = []
     page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.models import CriteriaVersion, RescoreRun
+from scoring import previews
+from scoring.models import CriteriaVersion, PreviewRun, RescoreRun
 from tests.scores import make_contact
 
 
@@ -50,7 +51,10 @@ def test_an_admin_edits_previews_and_publishes(client, admin_ada, django_capture
     data = form_data(client) | {"mql_threshold": "45"}
 
     preview = client.post("/criteria/", data | {"action": "preview"})
-    assert "Preview: contacts by stage" in preview.content.decode()
+    assert "Previewing" in preview.content.decode()
+    previews.run(preview_id=PreviewRun.objects.get().pk)  # as the worker does
+    done = client.get("/criteria/", {"part": "preview"}, headers={"HX-Request": "true"}).content.decode()
+    assert "Preview: contacts by stage" in done and "hx-trigger" not in done
     with django_capture_on_commit_callbacks(execute=False):
         published = client.post("/criteria/", form_data(client) | {"action": "publish"})
 
@@ -101,10 +105,12 @@ def test_the_preview_names_some_who_would_move_and_publishing_asks_first(client,
     make_contact(email="grace@example.com", first_name="Grace", last_name="Hopper", stage="mql", score=45)
     client.force_login(admin_ada)
 
-    page = client.post("/criteria/", form_data(client) | {"mql_threshold": "60", "action": "preview"}).content.decode()
+    client.post("/criteria/", form_data(client) | {"mql_threshold": "60", "action": "preview"})
+    previews.run(preview_id=PreviewRun.objects.get().pk)  # as the worker does
+    page = client.get("/criteria/").content.decode()
 
     assert "Grace Hopper</a>: mql → lead" in page
-    assert "confirm('Publish v2?" in page and "1 from mql to lead" in page
+    assert "confirm('Publish v2?" in page and 'data-moves="1 from mql to lead"' in page
 
 
 def test_the_settings_are_labelled_explained_and_have_units(client, admin_ada):
