@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(workers: int = 4, threads: int = 1) -> Iterator[str]:
+def gunicorn(workers: int = 4, threads: int = 1, app: str = "crm.wsgi", env: dict | None = None) -> Iterator[str]:
     """The production server (gunicorn; threads > 1: gthread workers) on a free port; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
@@ -55,7 +55,7 @@ def gunicorn(workers: int = 4, threads: int = 1) -> Iterator[str]:
             sys.executable,
             "-m",
             "gunicorn",
-            "crm.wsgi",
+            app,
             "-b",
             f"127.0.0.1:{port}",
             "-w",
@@ -64,7 +64,7 @@ def gunicorn(workers: int = 4, threads: int = 1) -> Iterator[str]:
             "warning",
         ],
         cwd=BASE_DIR,
-        env=os.environ | {"DEBUG": "false"},
+        env=os.environ | {"DEBUG": "false"} | (env or {}),
     )
     try:
         deadline = time.monotonic() + 30
