@@ -203,3 +203,20 @@ def test_a_publish_racing_ingest_and_its_rescores_finishes_and_loses_nothing(
         recomputed = {pk: score for pk, _, score, *_ in cursor.fetchall()}
     assert stored == recomputed
     assert Contact.objects.filter(pk__in=ids, stage=Stage.MQL).count() > 100
+
+
+def test_computing_a_new_version_keeps_a_score_a_rescore_of_newer_activity_wrote_meanwhile(
+    admin_ada, source, contact, monkeypatch
+):
+    """While v2 is computed, a rescore writes v2 too (from newer activity): the pass that reaches the contact later
+    from an older snapshot leaves that score as it is."""
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 2, NOW)
+    newer = NOW + timedelta(minutes=5)
+    services.rescore(contact_ids=[contact.pk], now=newer)  # writes the live v1 and the v2 being computed
+    assert Score.objects.get(version=2, contact=contact).scored_at == newer
+
+    services._compute(run, services.active_criteria(), NOW)  # a pass that read the events before that rescore
+
+    assert Score.objects.get(version=2, contact=contact).scored_at == newer
