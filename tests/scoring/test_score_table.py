@@ -220,3 +220,35 @@ def test_computing_a_new_version_keeps_a_score_a_rescore_of_newer_activity_wrote
     services._compute(run, services.active_criteria(), NOW)  # a pass that read the events before that rescore
 
     assert Score.objects.get(version=2, contact=contact).scored_at == newer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_leaves_a_score_rescored_from_events_while_it_ran(source, contact):
+    """The refresh reads the stored facts, then a rescore from events (newer facts) commits before the refresh
+    writes: the refresh skips that contact rather than write a score decayed from the older facts."""
+    import psycopg
+
+    from tests.conftest import database_url
+
+    at = NOW - timedelta(days=40)
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 6, at)
+    services.rescore(contact_ids=[contact.pk], now=NOW)
+    rescorer = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    rescorer.execute(  # as a rescore from events would write it, not committed yet
+        "UPDATE crm_score SET score = 77, facts_at = %s WHERE contact_id = %s", [NOW + timedelta(days=1), contact.pk]
+    )
+    refresh = threading.Thread(
+        target=lambda: (
+            services.refresh(
+                criteria=services.active_criteria(), lo=contact.pk, hi=contact.pk, now=NOW + timedelta(days=30)
+            ),
+            connection.close(),
+        )
+    )
+    refresh.start()
+    time.sleep(0.5)  # the refresh has read the old facts and waits for the row
+    rescorer.commit()
+    refresh.join()
+    rescorer.close()
+
+    assert reloaded(contact).score == 77
