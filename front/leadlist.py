@@ -12,7 +12,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Value
+from django.db.models import BigIntegerField, BooleanField, Count, Expression, F, Func, Q, QuerySet, Value
 from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
@@ -22,13 +22,34 @@ from front.report_query import Moment, end_of, start_of
 from handoff.models import QueueEntry
 
 PAGE_SIZE = 50
+
+
+class ContactId(Expression):
+    """The joined contact's own id, next to another of its columns ``beside`` (Django would read the score's
+    contact_id instead, equal but of another table): so "Newest" orders and keysets on one index's columns."""
+
+    output_field = BigIntegerField()
+
+    def __init__(self, beside: F) -> None:
+        super().__init__()
+        self.beside = beside
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False):
+        found = self.copy()
+        found.beside = self.beside.resolve_expression(query, allow_joins, reuse, summarize, for_save)
+        return found
+
+    def as_sql(self, compiler, connection):
+        return f"{compiler.quote_name_unless_alias(self.beside.alias)}.{connection.ops.quote_name('id')}", []
+
+
 # Each sort: the key it orders by (descending) and the contact id after it, both of one index (the score table's,
 # or the contact's for "Newest"); "MQLs first" reads the MQLs, then the rest, each by score.
 SORTS = {
     "priority": ("MQLs first", F("score"), F("contact_id")),
     "score": ("Score", F("score"), F("contact_id")),
     "activity": ("Last activity", ACTIVE_AT, F("contact_id")),
-    "created": ("Newest", F("contact__created_at"), F("contact__id")),
+    "created": ("Newest", F("contact__created_at"), ContactId(F("contact__created_at"))),
 }
 ACTIVE = {"7": 7, "30": 30, "90": 90}
 SCORE_BOUND = 1_000_000
@@ -167,19 +188,20 @@ SEARCH_IDS = 5_000  # a search matching at most this many contacts is looked up 
 
 
 def _matching(word: str) -> Q:
-    """Scores of contacts with ``word`` in their email, name or company. The matching ids are looked for first,
-    a union so that each part uses its own trigram index (an OR across the company join would scan every
-    contact): a few, and the page reads just their scores. A word that many contacts match is a condition on
-    the rows instead, which a walk down the sort's index meets early."""
+    """Scores of contacts with ``word`` in their email, name or company. When the planner expects few, their ids
+    are fetched first — a union, so that each part uses its own trigram index (an OR across the company join
+    would scan every contact) — and the page reads just their scores. A word that many contacts match is a
+    condition on the rows instead, which a walk down the sort's index meets early."""
     ids = Contact.objects.values("id")
     found = (
         ids.filter(email__icontains=word)
         .union(ids.filter(first_name__icontains=word), ids.filter(last_name__icontains=word), all=True)
         .union(ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")), all=True)
     )
-    few = {row["id"] for row in found[: SEARCH_IDS + 1]}
-    if len(few) <= SEARCH_IDS:
-        return Q(contact_id__in=sorted(few))
+    if estimated(found) <= SEARCH_IDS:
+        few = {row["id"] for row in found[: SEARCH_IDS + 1]}
+        if len(few) <= SEARCH_IDS:
+            return Q(contact_id__in=sorted(few))
     return (
         Q(contact__email__icontains=word)
         | Q(contact__first_name__icontains=word)
@@ -270,20 +292,28 @@ def with_score(row: Score) -> Contact:
 
 
 COUNT_EXACT_UP_TO = 10_000
+COUNT_WHEN_ESTIMATED_UNDER = 1_000
+OWNERS_CACHE = ("leadlist:owners", 60)
 CHANNELS_CACHE = ("leadlist:channels", 300)
 
 
-def total(found: QuerySet[Contact]) -> tuple[int, bool]:
-    """How many contacts the filters match: exact up to COUNT_EXACT_UP_TO (a bounded count), beyond that the
-    planner's estimate, said as "about" (a count of a million rows would cost more than the page)."""
+def total(found: QuerySet[Score]) -> tuple[int, bool]:
+    """How many contacts the filters match. The planner's estimate first (one EXPLAIN, no rows read): when it is
+    small, an exact count bounded at COUNT_EXACT_UP_TO; otherwise the estimate, said as "about" (counting even
+    ten thousand rows of a combined filter would cost more than the page)."""
+    estimate = estimated(found.order_by().values("contact_id"))
+    if estimate > COUNT_WHEN_ESTIMATED_UNDER:
+        return estimate, False
     bounded = found.order_by()[: COUNT_EXACT_UP_TO + 1].count()
-    if bounded <= COUNT_EXACT_UP_TO:
-        return bounded, True
-    sql, params = found.order_by().values("contact_id").query.sql_with_params()
+    return (bounded, True) if bounded <= COUNT_EXACT_UP_TO else (max(estimate, bounded), False)
+
+
+def estimated(found: QuerySet) -> int:
+    """How many rows the planner expects ``found`` to give (one EXPLAIN: planned, not run)."""
+    sql, params = found.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        estimate = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
-    return max(estimate, bounded), False
+        return int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
 
 
 def channels() -> list[str]:
@@ -302,7 +332,11 @@ def channels() -> list[str]:
 
 
 def owners() -> list[tuple[str, str]]:
-    users = get_user_model().objects.filter(groups__name="sales").order_by("first_name").distinct()
-    return [("", "Anyone"), ("me", "Me"), ("none", "Nobody")] + [
-        (str(u.pk), u.get_full_name() or u.email) for u in users
-    ]
+    """The owner filter's choices: the sales reps (cached for a minute, like the channels)."""
+    key, seconds = OWNERS_CACHE
+    reps = cache.get(key)
+    if reps is None:
+        users = get_user_model().objects.filter(groups__name="sales").order_by("first_name").distinct()
+        reps = [(str(u.pk), u.get_full_name() or u.email) for u in users]
+        cache.set(key, reps, seconds)
+    return [("", "Anyone"), ("me", "Me"), ("none", "Nobody"), *reps]
