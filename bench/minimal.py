@@ -32,7 +32,7 @@ def event(request):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO leads_event (source_id, client_id, contact_id, visitor_id, type, occurred_at, received_at,"
-            " properties, channel) VALUES (%s, %s, NULL, '', %s, now(), now(), %s, '')",
+            " properties, channel) VALUES (%s, %s, NULL, '', %s, now(), now(), %s, '') ON CONFLICT DO NOTHING",
             [int(os.environ["BENCH_SOURCE"]), body["id"], body["type"], json.dumps(body.get("properties", {}))],
         )
     return HttpResponse(b'{"accepted": 1}', status=202, content_type="application/json")

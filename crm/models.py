@@ -142,7 +142,7 @@ class ContactActivity(models.Model):
     """What every ingest writes about a contact, kept off the wide, much-indexed contact row.
 
     Ingest moves ``last_event_at`` and sets ``stale_since``; the scoring worker rescores stale contacts,
-    copies ``last_event_at`` to ``Contact.last_activity_at`` and clears ``stale_since``.
+    copies ``last_event_at`` to its score (``Score.last_activity_at``) and clears ``stale_since``.
     """
 
     contact = models.OneToOneField(Contact, primary_key=True, on_delete=models.CASCADE, related_name="activity")

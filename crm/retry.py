@@ -11,7 +11,7 @@ from django.db import OperationalError, connection
 from psycopg import errors
 
 log = logging.getLogger(__name__)
-ATTEMPTS = 5
+ATTEMPTS = 8
 
 
 def retrying[T](work: Callable[[], T]) -> T:
@@ -29,5 +29,5 @@ def retrying[T](work: Callable[[], T]) -> T:
             ):
                 raise
             log.warning("transaction lost a deadlock, running it again (%d of %d)", attempt + 1, ATTEMPTS)
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
     raise AssertionError("unreachable")

@@ -44,7 +44,7 @@ MAX_RESUMES = 5
 COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
 COMPUTE_CHUNK_MAX = 200_000
 COMPUTE_WORK_MEM = "256MB"
-SETTLE_CHUNK = 20_000  # contacts whose stage rules one short transaction applies after a switch
+SETTLE_CHUNK = 5_000  # contacts whose stage rules one short transaction applies after a switch
 REFRESH_CHUNK = 50_000  # contacts a decay refresh brings to now in one transaction
 
 
@@ -378,7 +378,7 @@ def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         )
         live.live = criteria.version
         live.save(update_fields=["live"])
-        run.switched_at = now
+        run.switched_at = timezone.now()
         _stamp(run, 0, run.total, "switched_at")
 
 
