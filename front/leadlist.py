@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BigIntegerField, BooleanField, Count, Expression, F, Func, Q, QuerySet, Value
 from django.utils import timezone
@@ -310,7 +311,10 @@ def total(found: QuerySet[Score]) -> tuple[int, bool]:
 
 def estimated(found: QuerySet) -> int:
     """How many rows the planner expects ``found`` to give (one EXPLAIN: planned, not run)."""
-    sql, params = found.query.sql_with_params()
+    try:
+        sql, params = found.query.sql_with_params()
+    except EmptyResultSet:  # a condition that nothing meets (a search that found no one)
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         return int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
