@@ -256,3 +256,39 @@ def test_a_refresh_leaves_a_score_rescored_from_events_while_it_ran(source, cont
     rescorer.close()
 
     assert reloaded(contact).score == 77
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_whose_worker_dies_midway_resumes_and_switches_once_complete(admin_ada, source, monkeypatch):
+    """The worker dies after two of its passes: readers still see v1 whole; run again, the run carries on from its
+    resume point (the passes done are not redone), switches, and every contact has its v2 score."""
+    ids = _contacts_scored_under_v1(source, 60)
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    monkeypatch.setattr(services, "CHUNK", 10)
+    monkeypatch.setattr(services, "COMPUTE_PASSES", 6)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    stamp, stamped = services._stamp, []
+
+    def dies_after_two(*args, **kwargs):
+        if len(stamped) == 2:
+            raise SystemExit("the worker was killed")
+        stamp(*args, **kwargs)
+        stamped.append(args[1])
+
+    monkeypatch.setattr(services, "_stamp", dies_after_two)
+    with pytest.raises(SystemExit):
+        services.run_full_rescore(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.finished_at is None and 0 < run.done < run.total and run.last_contact_id == stamped[-1]
+    assert set(Contact.objects.scored().filter(pk__in=ids).values_list("criteria_version", flat=True)) == {1}
+
+    monkeypatch.setattr(services, "_stamp", stamp)
+    services.run_full_rescore(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.finished_at is not None and ScoreVersion.objects.get().live == 2
+    text, params = services.sql.statement(services.active_criteria(), by_range=False, write=False)
+    with connection.cursor() as cursor:
+        cursor.execute(text, params | {"ids": ids, "now": timezone.now()})
+        expected = {pk: score for pk, _, score, *_ in cursor.fetchall()}
+    assert dict(Contact.objects.scored().filter(pk__in=ids).values_list("pk", "score")) == expected
