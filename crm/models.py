@@ -40,12 +40,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ACTIVE_AT = Coalesce(F("last_activity_at"), Value(EPOCH))
 
 
+def live_number() -> Subquery:
+    """The number of the criteria version whose scores readers see, as a subquery."""
+    return Subquery(ScoreVersion.objects.values("live")[:1])
+
+
 class ContactQuerySet(models.QuerySet):
     def scored(self) -> ContactQuerySet:
-        """The contacts with their live score's fields, named as they read (a contact not scored yet reads 0, C,
-        steady). ``live`` is the joined score row, for filters and sorts that an index serves."""
-        version = Subquery(ScoreVersion.objects.values("live")[:1])
-        live = FilteredRelation("scores", condition=Q(scores__version=version))
+        """The contacts with their live score's fields (``Score.READ``), named as they read (a contact not scored
+        yet reads 0, C, steady)."""
+        live = FilteredRelation("scores", condition=Q(scores__version=live_number()))
         return self.annotate(live=live).annotate(
             score=Coalesce(F("live__score"), 0),
             fit_score=Coalesce(F("live__fit_score"), 0.0),
@@ -164,7 +168,7 @@ class ContactActivity(models.Model):
 class ScoreQuerySet(models.QuerySet):
     def live(self) -> ScoreQuerySet:
         """The scores readers see: the live version's."""
-        return self.filter(version=Subquery(ScoreVersion.objects.values("live")[:1]))
+        return self.filter(version=live_number())
 
 
 class Score(models.Model):
@@ -207,6 +211,8 @@ class Score(models.Model):
     recompute_at = models.DateTimeField(null=True, help_text="When a window fact changes: rescore from events")
 
     objects = ScoreQuerySet.as_manager()
+    # What a contact reads of its score (Contact.objects.scored(), front.leadlist.with_score).
+    READ = ("score", "fit_score", "engagement_score", "grade", "trend", "breakdown", "last_activity_at", "scored_at")
 
     class Meta:
         indexes = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -261,11 +262,12 @@ def page(data: dict[str, Any], *, user) -> Page:
     after = _decode_after(sort, data.get("after"))
     found = filtered(data, user).select_related("contact__company", "contact__owner")
     rows: list[tuple[int, Score]] = []
-    for phase in _phases(data, sort):
+    phases = _phases(data, sort)
+    for phase in phases:
         if after is not None and phase > after[0]:
             continue
         part = found
-        if len(_phases(data, sort)) > 1:
+        if len(phases) > 1:
             part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
         if after is not None and phase == after[0]:
             part = part.filter(RowBefore([key, tie], after[1:]))
@@ -286,9 +288,9 @@ def page(data: dict[str, Any], *, user) -> Page:
 def with_score(row: Score) -> Contact:
     """The row's contact, reading its score's fields as ``Contact.objects.scored()`` gives them."""
     contact = row.contact
-    for name in ("score", "fit_score", "engagement_score", "grade", "trend", "breakdown", "last_activity_at"):
+    for name in Score.READ:
         setattr(contact, name, getattr(row, name))
-    contact.scored_at, contact.criteria_version = row.scored_at, row.version
+    contact.criteria_version = row.version
     return contact
 
 
@@ -320,27 +322,30 @@ def estimated(found: QuerySet) -> int:
         return int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
 
 
+def _cached(key_and_seconds: tuple[str, int], compute: Callable[[], list]) -> list:
+    key, seconds = key_and_seconds
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, seconds)
+    return found
+
+
 def channels() -> list[str]:
     """The first-touch channels known, most common first (cached for a few minutes: a million-row GROUP BY)."""
-    key, seconds = CHANNELS_CACHE
-    known = cache.get(key)
-    if known is None:
-        known = list(
+    return _cached(
+        CHANNELS_CACHE,
+        lambda: list(
             Contact.objects.exclude(channel="")
             .values_list("channel", flat=True)
             .annotate(n=Count("id"))
             .order_by("-n")[:100]
-        )
-        cache.set(key, known, seconds)
-    return known
+        ),
+    )
 
 
 def owners() -> list[tuple[str, str]]:
     """The owner filter's choices: the sales reps (cached for a minute, like the channels)."""
-    key, seconds = OWNERS_CACHE
-    reps = cache.get(key)
-    if reps is None:
-        users = get_user_model().objects.filter(groups__name="sales").order_by("first_name").distinct()
-        reps = [(str(u.pk), u.get_full_name() or u.email) for u in users]
-        cache.set(key, reps, seconds)
+    users = get_user_model().objects.filter(groups__name="sales").order_by("first_name").distinct()
+    reps = _cached(OWNERS_CACHE, lambda: [(str(u.pk), u.get_full_name() or u.email) for u in users])
     return [("", "Anyone"), ("me", "Me"), ("none", "Nobody"), *reps]

@@ -170,7 +170,7 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
     with connection.cursor() as cursor, roomy(cursor):
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
-        for lo, hi in chunks(0, pass_size(total)):
+        for lo, hi, n in chunks(0, pass_size(total)):
             cursor.execute(
                 "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
                 " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
@@ -192,7 +192,7 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
                     result.moves[(stage, after)] += 1
                     if len(result.samples) < SAMPLES:
                         result.samples.append((pk, stage, after, score))
-            done += len(today)
+            done += n
             if progress:
                 progress(min(done, total), total)
         cursor.execute(

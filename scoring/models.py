@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -149,31 +149,44 @@ class RescoreRun(models.Model):
         return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0
 
 
-class Backtest(models.Model):
-    """A replay of the last ``days`` of events under a draft and under the active version (scoring.backtest),
-    run by a worker; its result stays with the draft."""
+class DraftWork(models.Model):
+    """Work a worker does for a draft and keeps with it (a backtest, a preview): its result, or why it stopped.
+    Unfinished and unheard of for longer than SILENCE, its worker was lost."""
 
-    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="backtests")
-    days = models.PositiveIntegerField(default=90)
-    steps_done = models.PositiveSmallIntegerField(default=0, help_text="0 queued, 1 replaying, 2 done")
+    SILENCE = timedelta(minutes=10)
     result = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     problem = models.TextField(blank=True)
 
-    def __str__(self) -> str:
-        return f"backtest of v{self.version_id} over {self.days} days"
+    class Meta:
+        abstract = True
+
+    @property
+    def last_heard(self) -> datetime:
+        return self.started_at
+
+    @property
+    def stalled(self) -> bool:
+        unfinished = self.finished_at is None and self.failed_at is None
+        return unfinished and self.last_heard < timezone.now() - self.SILENCE
 
     @property
     def running(self) -> bool:
         return self.finished_at is None and self.failed_at is None and not self.stalled
 
-    @property
-    def stalled(self) -> bool:
-        """Unfinished after ten minutes: its worker was lost (the replay takes seconds)."""
-        unfinished = self.finished_at is None and self.failed_at is None
-        return unfinished and self.started_at < timezone.now() - timedelta(minutes=10)
+
+class Backtest(DraftWork):
+    """A replay of the last ``days`` of events under a draft and under the active version (scoring.backtest),
+    run by a worker; its result stays with the draft. It takes seconds: ten minutes unfinished, it was lost."""
+
+    version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="backtests")
+    days = models.PositiveIntegerField(default=90)
+    steps_done = models.PositiveSmallIntegerField(default=0, help_text="0 queued, 1 replaying, 2 done")
+
+    def __str__(self) -> str:
+        return f"backtest of v{self.version_id} over {self.days} days"
 
     @property
     def percent(self) -> int:
@@ -186,33 +199,23 @@ class Backtest(models.Model):
         return [(label, v | {"busiest": max(v["sql_per_week"], default=0)}) for label, v in rows]
 
 
-class PreviewRun(models.Model):
+class PreviewRun(DraftWork):
     """What publishing a draft would do (scoring.criteria.preview), computed by a worker pass by pass, with
-    progress a page can poll; the result stays with the draft until the draft changes."""
+    progress a page can poll; the result stays with the draft until the draft changes. A pass takes seconds:
+    nothing heard for two minutes, it was lost."""
 
+    SILENCE = timedelta(minutes=2)
     version = models.ForeignKey(CriteriaVersion, on_delete=models.CASCADE, related_name="previews")
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
-    result = models.JSONField(null=True, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    failed_at = models.DateTimeField(null=True, blank=True)
-    problem = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"preview of v{self.version_id}: {self.done}/{self.total}"
 
     @property
-    def stalled(self) -> bool:
-        """Unfinished, and nothing heard for two minutes (a pass takes seconds): its worker was lost."""
-        last = self.heartbeat_at or self.started_at
-        unfinished = self.finished_at is None and self.failed_at is None
-        return unfinished and last < timezone.now() - timedelta(minutes=2)
-
-    @property
-    def running(self) -> bool:
-        return self.finished_at is None and self.failed_at is None and not self.stalled
+    def last_heard(self) -> datetime:
+        return self.heartbeat_at or self.started_at
 
     @property
     def percent(self) -> int:

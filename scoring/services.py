@@ -12,13 +12,14 @@ from functools import cache
 
 import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from crm import lifecycle
 from crm.celery import send_soon
 from crm.freshness import coalescing_key
 from crm.lifecycle import Actor, Move
-from crm.models import ScoreVersion, Stage
+from crm.models import ScoreVersion, Stage, live_number
 from crm.redis_client import get_redis
 from crm.retry import retrying
 from handoff import services as handoff
@@ -100,16 +101,17 @@ def live_version() -> int:
     return ScoreVersion.objects.values_list("live", flat=True).get()
 
 
-def _criteria_numbered(number: int) -> Criteria:
-    version = CriteriaVersion.objects.prefetch_related("behaviour_rules", "fit_rules").get(number=number)
-    return criteria_of(version)
-
-
 def scored_versions() -> tuple[Criteria, Criteria | None]:
-    """The live criteria, and the active one when its scores are still being computed (published, not live)."""
-    live = live_version()
-    active = CriteriaVersion.objects.values_list("number", flat=True).get(status=CriteriaVersion.Status.ACTIVE)
-    return _criteria_numbered(live), (_criteria_numbered(active) if active != live else None)
+    """The live criteria, and the active one when its scores are still being computed (published, not live).
+    One query for both, and their rules."""
+    versions = list(
+        CriteriaVersion.objects.prefetch_related("behaviour_rules", "fit_rules")
+        .annotate(live=live_number())
+        .filter(Q(number=F("live")) | Q(status=CriteriaVersion.Status.ACTIVE))
+    )
+    live = next(v for v in versions if v.number == v.live)
+    active = next(v for v in versions if v.status == CriteriaVersion.Status.ACTIVE)
+    return criteria_of(live), (criteria_of(active) if active.pk != live.pk else None)
 
 
 @cache
@@ -315,18 +317,20 @@ def full_rescore_running() -> bool:
         return not cursor.fetchone()[0]
 
 
-def chunks(after: int, size: int) -> Iterator[tuple[int, int]]:
-    """The contacts after ``after`` as id ranges [lo, hi] of ``size`` contacts (ids may be sparse)."""
+def chunks(after: int, size: int) -> Iterator[tuple[int, int, int]]:
+    """The contacts after ``after`` as id ranges [lo, hi] of ``size`` contacts (ids may be sparse), with how
+    many each holds (the last one fewer)."""
     with connection.cursor() as cursor:
         while True:
             cursor.execute(
-                "SELECT min(id), max(id) FROM (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
+                "SELECT min(id), max(id), count(*) FROM"
+                " (SELECT id FROM crm_contact WHERE id > %s ORDER BY id LIMIT %s) c",
                 [after, size],
             )
-            lo, hi = cursor.fetchone()
+            lo, hi, n = cursor.fetchone()
             if lo is None:
                 return
-            yield lo, hi
+            yield lo, hi, n
             after = hi
 
 
@@ -355,10 +359,10 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     large id ranges (each a pass over the events: few passes, and a progress step each). A score a rescore
     of newer activity wrote meanwhile is kept."""
     text, params = _statement(criteria, True, keep=True, history=False)
-    for lo, hi in chunks(run.last_contact_id, pass_size(run.total)):
+    for lo, hi, n in chunks(run.last_contact_id, pass_size(run.total)):
         with transaction.atomic(), connection.cursor() as cursor, roomy(cursor):
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
-            _stamp(run, hi, run.done + cursor.rowcount)
+            _stamp(run, hi, run.done + n)
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
         cursor.execute("ANALYZE crm_score")
 
@@ -399,7 +403,7 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         "low": min(criteria.mql_threshold, criteria.sql_threshold),
         "demote": criteria.mql_threshold - criteria.hysteresis,
     }
-    for lo, hi in chunks(run.last_contact_id, SETTLE_CHUNK):
+    for lo, hi, _ in chunks(run.last_contact_id, SETTLE_CHUNK):
 
         def once(lo: int = lo, hi: int = hi) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
@@ -422,13 +426,13 @@ UNSCALABLE = """
     ORDER BY c.id"""
 
 
-def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> Rescored:
+def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> list[Move]:
     """Bring the live scores of contacts lo..hi to ``now`` and apply the stage rules (one transaction, retried
     after a deadlock): rescale the stored sums by their decay (no events read), and score from events the
     contacts whose facts do not scale (a window passed, other rules, never scored)."""
     text, params = _rescale(criteria)
 
-    def once() -> Rescored:
+    def once() -> list[Move]:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
             moved = _move(criteria, cursor.fetchall(), now)
@@ -438,15 +442,15 @@ def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> Rescored:
                 moved += _rescore(criteria, now, lo=lo, hi=hi).moves
             elif ids:
                 moved += _rescore(criteria, now, ids=ids).moves
-            cursor.execute("SELECT count(*) FROM crm_contact WHERE id BETWEEN %s AND %s", [lo, hi])
-            return Rescored(cursor.fetchone()[0], moved)
+            return moved
 
     return retrying(once)
 
 
 def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    for lo, hi in chunks(run.last_contact_id, REFRESH_CHUNK):
-        _stamp(run, hi, run.done + refresh(criteria=criteria, lo=lo, hi=hi, now=now).contacts)
+    for lo, hi, n in chunks(run.last_contact_id, REFRESH_CHUNK):
+        refresh(criteria=criteria, lo=lo, hi=hi, now=now)
+        _stamp(run, hi, run.done + n)
 
 
 def _execute(run: RescoreRun) -> RescoreRun:

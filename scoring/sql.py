@@ -199,10 +199,12 @@ written AS (
     FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
     ON CONFLICT (version, contact_id) {conflict}
 ){history}"""
+# A score-history row where the rounded score moved, from a CTE ``{source}`` (id, score, fit, engagement, stage,
+# old_score).
 HISTORY = """,
 history AS (
     INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-    SELECT id, %(now)s, score, fit, engagement, stage FROM scored WHERE score IS DISTINCT FROM old_score
+    SELECT id, %(now)s, score, fit, engagement, stage FROM {source} WHERE score IS DISTINCT FROM old_score
 )"""
 
 
@@ -308,7 +310,9 @@ f AS (
             if keep
             else "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
         )
-        sql += UPSERT.format(columns=COLUMNS, conflict=conflict, history=HISTORY if history else "")
+        sql += UPSERT.format(
+            columns=COLUMNS, conflict=conflict, history=HISTORY.format(source="scored") if history else ""
+        )
     sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
     return sql, params
 
@@ -348,10 +352,6 @@ updated AS (
 ),
 changed AS (
     SELECT u.*, c.stage, c.stage_held FROM updated u JOIN crm_contact c ON c.id = u.id
-),
-history AS (
-    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-    SELECT id, %(now)s, score, fit, engagement, stage FROM changed WHERE score IS DISTINCT FROM old_score
-)
+){HISTORY.format(source="changed")}
 SELECT id, stage, score, promotion_score, intent, grade, stage_held FROM changed"""
     return sql, params

@@ -9,8 +9,6 @@ from django.utils import timezone
 
 from crm.models import Contact, Score, ScoreVersion
 
-FIELDS = ("score", "fit_score", "engagement_score", "grade", "trend", "breakdown", "last_activity_at", "scored_at")
-
 
 def set_score(contact: Contact | int, **fields: Any) -> Contact | int:
     """Give ``contact`` these live score fields (the rest as scoring would leave a contact without events)."""
@@ -25,7 +23,7 @@ def set_score(contact: Contact | int, **fields: Any) -> Contact | int:
 
 def make_contact(**fields: Any) -> Contact:
     """``Contact.objects.create`` that also takes the score fields; the contact comes back with them read."""
-    scores = {k: fields.pop(k) for k in FIELDS if k in fields}
+    scores = {k: fields.pop(k) for k in Score.READ if k in fields}
     contact = Contact.objects.create(**fields)
     if scores:
         set_score(contact, **scores)
