@@ -13,6 +13,7 @@ from django.core.management import call_command
 from crm import accounts
 from crm.models import Contact, Note, Stage, WebhookEndpoint
 from leads.models import ApiKey, Form, Source
+from scoring import criteria, previews
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,6 +47,7 @@ def demo(db):
     Note.objects.create(contact=lead, author=users.get(email="mia@baton.test"), body="x" * 5000)
     website = Source.objects.create(name="site", kind=Source.Kind.WEBSITE, allowed_origins=["https://www.example.com"])
     invited = accounts.invite(email="new.rep@example.com", name="New Rep", role="sales")
+    previews.run(preview_id=previews.start(version=criteria.draft()).pk)  # the criteria page with its preview
     slack = WebhookEndpoint.objects.create(
         name="Slack",
         kind="slack",

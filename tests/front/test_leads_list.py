@@ -191,3 +191,12 @@ def test_every_sort_pages_through_everyone_once_in_its_order(marketer_mia, db, m
         "created": lambda c: (c.created_at, c.pk),
     }[sort]
     assert seen == [c.pk for c in sorted(every, key=order, reverse=True)]
+
+
+def test_each_row_says_the_grade_and_trend_of_its_live_score(client, marketer_mia, db):
+    make_contact(email="rising@example.com", score=50, grade="A", trend="rising")
+    client.force_login(marketer_mia)
+
+    html = client.get("/leads/").content.decode()
+
+    assert '<td data-label="Trend">Rising</td>' in html
