@@ -248,17 +248,23 @@ def statement(
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
     # The same bound on the events, so the planner reads just these contacts' events by index.
     event_target = target.replace("c.id", "e.contact_id")
+    activity_target = target.replace("c.id", "a.contact_id")
+    # The score before, for the history only.
+    old_score = "old.score" if write and history else "NULL::int"
+    old_join = (
+        "LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id" if write and history else ""
+    )
     trend = """CASE WHEN ev.recent - ev.prior > greatest(2, 0.25 * abs(ev.prior)) THEN 'rising'
              WHEN ev.prior - ev.recent > greatest(2, 0.25 * abs(ev.prior)) THEN 'cooling' ELSE 'steady' END"""
     sql = f"""
 WITH target AS (
-    SELECT c.id, c.email, c.stage, c.stage_held, old.score AS old_score, c.recycled_at, c.profile,
+    SELECT c.id, c.email, c.stage, c.stage_held, {old_score} AS old_score, c.recycled_at, c.profile,
         {", ".join(f"c.{name}" for name in CONTACT_FIELDS)}, co.size AS company_size, co.industry,
         a.last_event_at
     FROM crm_contact c
     LEFT JOIN crm_company co ON co.id = c.company_id
-    LEFT JOIN crm_contactactivity a ON a.contact_id = c.id
-    LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id
+    LEFT JOIN crm_contactactivity a ON a.contact_id = c.id AND {activity_target}
+    {old_join}
     WHERE {target}
 ),
 matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER would re-evaluate decay and rules
