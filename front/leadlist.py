@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import BigIntegerField, BooleanField, Count, Expression, F, Func, Q, QuerySet, Value
+from django.db.models import BigIntegerField, BooleanField, Case, Count, Expression, F, Func, Q, QuerySet, Value, When
+from django.db.models.expressions import Window
 from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
@@ -130,14 +131,16 @@ class LeadFilters(forms.Form):
 class Page:
     contacts: list[Contact]
     next_cursor: str | None
+    total: tuple[int, bool] = (0, True)  # how many the filters match, and whether exactly (else about)
 
 
-def filtered(data: dict[str, Any], user) -> QuerySet[Score]:
+def filtered(data: dict[str, Any], user, *, walked: bool = False) -> QuerySet[Score]:
     """The live scores of every contact the cleaned filters match: what the list pages through (each sort is an
-    index on the score table, in the live version), what it counts and what Export writes."""
+    index on the score table, in the live version), what it counts and what Export writes. ``walked``: for a
+    walk down a sort's index, a search word is a condition on the rows walked (see ``_matching``)."""
     found = Score.objects.live()
     for word in (data.get("q") or "").split()[:5]:
-        found = found.filter(_matching(word))
+        found = found.filter(_walked_past(word) if walked else _matching(word))
     for field in ("grade", "trend"):
         if data.get(field):
             found = found.filter(**{field: data[field]})
@@ -186,24 +189,23 @@ def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
     )
 
 
-SEARCH_IDS = 5_000  # a search matching at most this many contacts is looked up by their ids
-
-
 def _matching(word: str) -> Q:
-    """Scores of contacts with ``word`` in their email, name or company. When the planner expects few, their ids
-    are fetched first — a union, so that each part uses its own trigram index (an OR across the company join
-    would scan every contact) — and the page reads just their scores. A word that many contacts match is a
-    condition on the rows instead, which a walk down the sort's index meets early."""
+    """Scores of contacts with ``word`` in their email, name or company: their ids found by a union, so that
+    each part uses its own trigram index (an OR across the company join would scan every contact)."""
     ids = Contact.objects.values("id")
-    found = (
-        ids.filter(email__icontains=word)
-        .union(ids.filter(first_name__icontains=word), ids.filter(last_name__icontains=word), all=True)
-        .union(ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")), all=True)
+    return Q(
+        contact_id__in=ids.filter(email__icontains=word).union(
+            ids.filter(first_name__icontains=word),
+            ids.filter(last_name__icontains=word),
+            ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")),
+            all=True,
+        )
     )
-    if estimated(found) <= SEARCH_IDS:
-        few = {row["id"] for row in found[: SEARCH_IDS + 1]}
-        if len(few) <= SEARCH_IDS:
-            return Q(contact_id__in=sorted(few))
+
+
+def _walked_past(word: str) -> Q:
+    """``_matching`` as a condition on each row: a word that many contacts match is met early on a walk down the
+    sort's index, long before a union of them all would be gathered."""
     return (
         Q(contact__email__icontains=word)
         | Q(contact__first_name__icontains=word)
@@ -254,27 +256,61 @@ def _phases(data: dict[str, Any], sort: str) -> list[int]:
     return [1, 0]
 
 
+SMALL = 2_000  # filters the planner expects to match at most this many contacts are read whole (and counted)
+
+
 def page(data: dict[str, Any], *, user) -> Page:
-    """One page of contacts for the cleaned filters: a keyset query on the sort's index (a second one where
-    "MQLs first" runs out of MQLs), the contact, company and owner joined to it."""
+    """One page of contacts for the cleaned filters, with how many they match. The planner's estimate first
+    (one EXPLAIN, no rows read): few are sorted and counted in one query; many are a keyset walk down the sort's
+    index (a second walk where "MQLs first" runs out of MQLs), their number the estimate, said as "about"."""
     sort = data.get("sort") or "priority"
-    _, key, tie = SORTS[sort]
     after = _decode_after(sort, data.get("after"))
-    found = filtered(data, user).select_related("contact__company", "contact__owner")
-    rows: list[tuple[int, Score]] = []
+    found = filtered(data, user)
+    expected = estimated(found.values("contact_id"))
+    if expected <= SMALL:
+        return _whole(found, data, sort, after)
+    return _walk(filtered(data, user, walked=True), data, sort, after, total=(expected, False))
+
+
+def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None) -> Page:
+    """The page of a few matches: sorted whole (MQLs first as a leading key), counted beside the first page (a
+    window over the same rows) and after it in a query of its own."""
+    _, key, tie = SORTS[sort]
+    phase = Case(When(contact__stage=Stage.MQL, then=1), default=0) if len(_phases(data, sort)) > 1 else Value(0)
+    part = found.select_related("contact__company", "contact__owner").annotate(phase=phase)
+    if after is None:
+        part = part.annotate(matching=Window(Count("*")))
+    else:
+        part = part.filter(RowBefore([phase, key, tie], after))
+    rows = list(part.order_by(F("phase").desc(), key.desc(), tie.desc())[: PAGE_SIZE + 1])
+    total = (rows[0].matching if rows else 0) if after is None else found.count()
+    return _paged([(row.phase, row) for row in rows], sort, (total, True))
+
+
+def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None, total) -> Page:
+    """The page of many matches: a keyset walk down the sort's index; for "MQLs first" a walk of the MQLs and
+    one of the rest, in one query (a union of the two), the MQLs' rows first."""
+    _, key, tie = SORTS[sort]
+    found = found.select_related("contact__company", "contact__owner")
     phases = _phases(data, sort)
+    parts = []
     for phase in phases:
         if after is not None and phase > after[0]:
             continue
-        part = found
+        part = found.annotate(phase=Value(phase))
         if len(phases) > 1:
             part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
         if after is not None and phase == after[0]:
             part = part.filter(RowBefore([key, tie], after[1:]))
-        wanted = PAGE_SIZE + 1 - len(rows)
-        rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[:wanted]]
-        if len(rows) > PAGE_SIZE:
-            break
+        parts.append(part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1])
+    walked = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    # Two parts are only ever "MQLs first", by score: put in order here (a union promises none).
+    rows = sorted(walked, key=lambda s: (s.phase, s.score, s.contact_id), reverse=True) if len(parts) > 1 else walked
+    return _paged([(s.phase, s) for s in rows][: PAGE_SIZE + 1], sort, total)
+
+
+def _paged(rows: list[tuple[int, Score]], sort: str, total: tuple[int, bool]) -> Page:
+    """The page of the first PAGE_SIZE rows (each with its part), and the cursor after it if there are more."""
     cursor = None
     if len(rows) > PAGE_SIZE:
         rows = rows[:PAGE_SIZE]
@@ -282,7 +318,7 @@ def page(data: dict[str, Any], *, user) -> Page:
         value = {"activity": last.last_activity_at or EPOCH, "created": last.contact.created_at}.get(sort, last.score)
         value = value.isoformat() if isinstance(value, datetime) else value
         cursor = base64.urlsafe_b64encode(json.dumps([phase, value, last.contact_id]).encode()).decode()
-    return Page([with_score(s) for _, s in rows], cursor)
+    return Page([with_score(s) for _, s in rows], cursor, total)
 
 
 def with_score(row: Score) -> Contact:
@@ -294,21 +330,8 @@ def with_score(row: Score) -> Contact:
     return contact
 
 
-COUNT_EXACT_UP_TO = 10_000
-COUNT_WHEN_ESTIMATED_UNDER = 1_000
 OWNERS_CACHE = ("leadlist:owners", 60)
 CHANNELS_CACHE = ("leadlist:channels", 300)
-
-
-def total(found: QuerySet[Score]) -> tuple[int, bool]:
-    """How many contacts the filters match. The planner's estimate first (one EXPLAIN, no rows read): when it is
-    small, an exact count bounded at COUNT_EXACT_UP_TO; otherwise the estimate, said as "about" (counting even
-    ten thousand rows of a combined filter would cost more than the page)."""
-    estimate = estimated(found.order_by().values("contact_id"))
-    if estimate > COUNT_WHEN_ESTIMATED_UNDER:
-        return estimate, False
-    bounded = found.order_by()[: COUNT_EXACT_UP_TO + 1].count()
-    return (bounded, True) if bounded <= COUNT_EXACT_UP_TO else (max(estimate, bounded), False)
 
 
 def estimated(found: QuerySet) -> int:

@@ -42,7 +42,6 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "found": found,
-        "total": leadlist.total(leadlist.filtered(form.cleaned_data, request.user)) if valid else (0, True),
         "channels": leadlist.channels(),
         "owners": leadlist.owners(),
         "can_hand_over": bool(roles_of(request.user) & EDITORS),
