@@ -238,7 +238,7 @@ class ScoreVersion(models.Model):
 class StageChange(models.Model):
     """One move in a contact's lifecycle. Written once by ``crm.lifecycle.move`` and never rewritten."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="stage_changes")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="stage_changes", db_index=False)
     from_stage = models.CharField(max_length=20, choices=Stage.choices)
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
     at = models.DateTimeField()
@@ -261,7 +261,7 @@ class StageChange(models.Model):
 
 
 class Note(models.Model):
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes", db_index=False)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     body = models.TextField(max_length=5000)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -315,7 +315,7 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     message_id = models.CharField(max_length=40, help_text="webhook-id: the same on every attempt")
     type = models.CharField(max_length=40)
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -54,7 +54,12 @@ class QueueEntry(models.Model):
     unclaimed_due_at = models.DateTimeField()
     first_touch_minutes = models.PositiveIntegerField(help_text="SLA from claim to first touch, fixed on entry")
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_entries"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="queue_entries",
+        db_index=False,  # queue_owner_idx leads with it
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     first_touch_due_at = models.DateTimeField(null=True, blank=True)

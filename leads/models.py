@@ -130,9 +130,12 @@ ADJUSTMENT = "score_adjustment"
 
 
 class Event(models.Model):
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    # No index of their own: event_unique_per_source leads with the source, event_contact_time_idx with the contact.
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+", db_index=False)
     client_id = models.CharField(max_length=128, help_text="The sender's id; a repeat is a duplicate")
-    contact = models.ForeignKey("crm.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    contact = models.ForeignKey(
+        "crm.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     visitor_id = models.CharField(max_length=64, blank=True, default="")
     type = models.CharField(max_length=64)
     occurred_at = models.DateTimeField()
@@ -182,7 +185,7 @@ class ImportFile(models.Model):
 
 
 class ImportFileChunk(models.Model):
-    file = models.ForeignKey(ImportFile, on_delete=models.CASCADE, related_name="chunks")
+    file = models.ForeignKey(ImportFile, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     seq = models.PositiveIntegerField()
     data = models.BinaryField()
 
@@ -255,7 +258,7 @@ class ImportRow(models.Model):
     """The emails a running import has taken so far, with their rows: a repeat inside one file meets the first
     here (unique per import), whichever batch either falls in. Deleted when the import finishes."""
 
-    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="+", db_index=False)
     row = models.PositiveIntegerField()
     email = models.CharField(max_length=254)
 
@@ -269,7 +272,7 @@ class ImportRow(models.Model):
 class ImportProblem(models.Model):
     """A row an import skipped, why, and its cells as the file had them (for the downloadable error file)."""
 
-    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="problems")
+    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="problems", db_index=False)
     row = models.PositiveIntegerField()
     field = models.CharField(max_length=100)
     message = models.CharField(max_length=300)

@@ -97,7 +97,7 @@ class FitRule(models.Model):
 class ScoreHistory(models.Model):
     """A point on a contact's score chart: written whenever its score or stage changes."""
 
-    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="score_history")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="score_history", db_index=False)
     at = models.DateTimeField()
     score = models.IntegerField()
     fit_score = models.FloatField()
