@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
@@ -134,13 +136,39 @@ class Page:
     total: tuple[int, bool] = (0, True)  # how many the filters match, and whether exactly (else about)
 
 
-def filtered(data: dict[str, Any], user, *, walked: bool = False) -> QuerySet[Score]:
+@dataclass(frozen=True)
+class Search:
+    """One search word: the planner's guess of how many contacts it matches, and the condition that finds them."""
+
+    expected: int
+    condition: Q
+
+    @property
+    def few(self) -> bool:
+        return self.expected <= SEARCH_IDS
+
+
+def searches(data: dict[str, Any]) -> list[Search]:
+    """The search words (at most five), asked of the planner together (one EXPLAIN of each word's union, no rows
+    read). A word it expects few contacts for is their ids gathered first; a word that many contacts match is a
+    condition on each row, which a walk down the sort's index meets early (gathering them all would cost more
+    than the page)."""
+    words = (data.get("q") or "").split()[:5]
+    unions = [_matching(word) for word in words]
+    return [
+        Search(
+            expected, Q(AmongIds(F("contact_id"), ArraySubquery(union))) if expected <= SEARCH_IDS else _row_has(word)
+        )
+        for word, union, expected in zip(words, unions, estimates(unions), strict=True)
+    ]
+
+
+def filtered(data: dict[str, Any], user, words: list[Search] | None = None) -> QuerySet[Score]:
     """The live scores of every contact the cleaned filters match: what the list pages through (each sort is an
-    index on the score table, in the live version), what it counts and what Export writes. ``walked``: for a
-    walk down a sort's index, a search word is a condition on the rows walked (see ``_matching``)."""
+    index on the score table, in the live version) and what Export writes; ``words``: ``searches(data)``."""
     found = Score.objects.live()
-    for word in (data.get("q") or "").split()[:5]:
-        found = found.filter(_walked_past(word) if walked else _matching(word))
+    for word in searches(data) if words is None else words:
+        found = found.filter(word.condition)
     for field in ("grade", "trend"):
         if data.get(field):
             found = found.filter(**{field: data[field]})
@@ -189,23 +217,35 @@ def _in_report(data: dict[str, Any]) -> QuerySet[Contact]:
     )
 
 
-def _matching(word: str) -> Q:
-    """Scores of contacts with ``word`` in their email, name or company: their ids found by a union, so that
-    each part uses its own trigram index (an OR across the company join would scan every contact)."""
+SEARCH_IDS = 5_000  # a search word the planner expects at most this many contacts for is looked up by their ids
+
+
+def _matching(word: str) -> QuerySet[Contact]:
+    """The ids of contacts with ``word`` in their email, name or company: a union, so that each part uses its
+    own trigram index (an OR across the company join would scan every contact)."""
     ids = Contact.objects.values("id")
-    return Q(
-        contact_id__in=ids.filter(email__icontains=word).union(
-            ids.filter(first_name__icontains=word),
-            ids.filter(last_name__icontains=word),
-            ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")),
-            all=True,
-        )
+    return ids.filter(email__icontains=word).union(
+        ids.filter(first_name__icontains=word),
+        ids.filter(last_name__icontains=word),
+        ids.filter(company__in=Company.objects.filter(name__icontains=word).values("id")),
+        all=True,
     )
 
 
-def _walked_past(word: str) -> Q:
-    """``_matching`` as a condition on each row: a word that many contacts match is met early on a walk down the
-    sort's index, long before a union of them all would be gathered."""
+class AmongIds(Func):
+    """``column = ANY(ARRAY(subquery))``: the ids gathered once, then looked up by index like a list of ids (an
+    ``IN (subquery)`` is planned as a join on a guess of its size)."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def as_sql(self, compiler, connection, **extra):
+        (column, column_params), (ids, ids_params) = (compiler.compile(e) for e in self.source_expressions)
+        return f"{column} = ANY({ids})", [*column_params, *ids_params]
+
+
+def _row_has(word: str) -> Q:
+    """``_matching`` as a condition on each row (for a walk down the sort's index)."""
     return (
         Q(contact__email__icontains=word)
         | Q(contact__first_name__icontains=word)
@@ -257,19 +297,27 @@ def _phases(data: dict[str, Any], sort: str) -> list[int]:
 
 
 SMALL = 2_000  # filters the planner expects to match at most this many contacts are read whole (and counted)
+# The filters besides the search (a search alone is as many as its rarest word).
+FILTERS = ("grade", "trend", "stage", "channel", "report", "min_score", "max_score", "active", "owner")
 
 
 def page(data: dict[str, Any], *, user) -> Page:
-    """One page of contacts for the cleaned filters, with how many they match. The planner's estimate first
-    (one EXPLAIN, no rows read): few are sorted and counted in one query; many are a keyset walk down the sort's
-    index (a second walk where "MQLs first" runs out of MQLs), their number the estimate, said as "about"."""
+    """One page of contacts for the cleaned filters, with how many they match. The planner's estimate first (one
+    EXPLAIN per search word, else one of the whole filter; no rows read): few matches are sorted and counted in
+    one query; many are a keyset walk down the sort's index, their number the estimate, said as "about"."""
     sort = data.get("sort") or "priority"
     after = _decode_after(sort, data.get("after"))
-    found = filtered(data, user)
-    expected = estimated(found.values("contact_id"))
-    if expected <= SMALL:
+    words = searches(data)
+    found = filtered(data, user, words)
+    if any(word.few for word in words):
         return _whole(found, data, sort, after)
-    return _walk(filtered(data, user, walked=True), data, sort, after, total=(expected, False))
+    if words and not any(data.get(name) for name in FILTERS):
+        expected = min(word.expected for word in words)
+    else:
+        expected = estimated(found.values("contact_id"))
+        if expected <= SMALL and not words:
+            return _whole(found, data, sort, after)
+    return _walk(found, data, sort, after, total=(expected, False))
 
 
 def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None) -> Page:
@@ -288,25 +336,24 @@ def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list 
 
 
 def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None, total) -> Page:
-    """The page of many matches: a keyset walk down the sort's index; for "MQLs first" a walk of the MQLs and
-    one of the rest, in one query (a union of the two), the MQLs' rows first."""
+    """The page of many matches: a keyset walk down the sort's index (for "MQLs first" one of the MQLs, and one
+    of the rest where the MQLs run out: together they would walk past every MQL to reach the rest)."""
     _, key, tie = SORTS[sort]
     found = found.select_related("contact__company", "contact__owner")
+    rows: list[tuple[int, Score]] = []
     phases = _phases(data, sort)
-    parts = []
     for phase in phases:
         if after is not None and phase > after[0]:
             continue
-        part = found.annotate(phase=Value(phase))
+        part = found
         if len(phases) > 1:
             part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
         if after is not None and phase == after[0]:
             part = part.filter(RowBefore([key, tie], after[1:]))
-        parts.append(part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1])
-    walked = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    # Two parts are only ever "MQLs first", by score: put in order here (a union promises none).
-    rows = sorted(walked, key=lambda s: (s.phase, s.score, s.contact_id), reverse=True) if len(parts) > 1 else walked
-    return _paged([(s.phase, s) for s in rows][: PAGE_SIZE + 1], sort, total)
+        rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1 - len(rows)]]
+        if len(rows) > PAGE_SIZE:
+            break
+    return _paged(rows, sort, total)
 
 
 def _paged(rows: list[tuple[int, Score]], sort: str, total: tuple[int, bool]) -> Page:
@@ -336,13 +383,27 @@ CHANNELS_CACHE = ("leadlist:channels", 300)
 
 def estimated(found: QuerySet) -> int:
     """How many rows the planner expects ``found`` to give (one EXPLAIN: planned, not run)."""
-    try:
-        sql, params = found.query.sql_with_params()
-    except EmptyResultSet:  # a condition that nothing meets (a search that found no one)
-        return 0
+    return estimates([found])[0]
+
+
+def estimates(querysets: list[QuerySet]) -> list[int]:
+    """How many rows the planner expects each queryset (of one column) to give, in one EXPLAIN (planned, not
+    run): each is an ARRAY(subquery), whose plan (an init plan) says the rows it expects."""
+    if not querysets:
+        return []
+    parts, params = [], []
+    for found in querysets:
+        try:
+            sql, found_params = found.query.sql_with_params()
+        except EmptyResultSet:  # a condition that nothing meets
+            sql, found_params = "SELECT 1 WHERE false", ()
+        parts.append(f"ARRAY({sql})")
+        params += found_params
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        return int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT {', '.join(parts)}", params)
+        plans = cursor.fetchone()[0][0]["Plan"]["Plans"]
+    in_order = sorted(plans, key=lambda plan: int(re.search(r"\d+", plan["Subplan Name"]).group()))
+    return [int(plan["Plan Rows"]) for plan in in_order]
 
 
 def _cached(key_and_seconds: tuple[str, int], compute: Callable[[], list]) -> list:

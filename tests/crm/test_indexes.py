@@ -1,5 +1,7 @@
 """No index of ours is a second copy of another's leading columns: every write pays for each index."""
 
+from __future__ import annotations
+
 from django.db import connection
 
 # Every b-tree index of ours: unique? partial? on expressions? and its columns with their operator classes.
