@@ -21,9 +21,9 @@ from scoring.services import (
     chunks,
     criteria_of,
     full_rescore_running,
+    heavy,
     pass_size,
     queue_run,
-    roomy,
     start_full_rescore,
 )
 from scoring.stages import automatic_move
@@ -167,7 +167,7 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
     criteria = criteria_of(version)
     text, params = sql.statement(criteria, by_range=True, write=False)
     result, now, done = Preview(), timezone.now(), 0
-    with connection.cursor() as cursor, roomy(cursor):
+    with connection.cursor() as cursor, heavy(cursor):
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
         for lo, hi, n in chunks(0, pass_size(total)):

@@ -277,7 +277,8 @@ matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER wou
     FROM target t
     JOIN LATERAL (
         SELECT e.contact_id, e.type, e.properties, e.occurred_at, f.kind AS form_kind
-        FROM leads_event e LEFT JOIN leads_form f ON e.type = 'form_submit' AND f.slug = e.properties ->> 'form'
+        FROM leads_event e  -- the form's slug read only from a form_submit (the hash key of every event)
+        LEFT JOIN leads_form f ON f.slug = CASE WHEN e.type = 'form_submit' THEN e.properties ->> 'form' END
         WHERE e.contact_id = t.id AND {event_target}
     ) e ON true
 ),
