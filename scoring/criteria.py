@@ -18,11 +18,11 @@ from leads.models import ADJUSTMENT
 from scoring import engine, sql
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import (
-    chunks,
+    at_once,
     criteria_of,
     full_rescore_running,
     heavy,
-    pass_size,
+    passes,
     queue_run,
     start_full_rescore,
 )
@@ -167,10 +167,10 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
     criteria = criteria_of(version)
     text, params = sql.statement(criteria, by_range=True, write=False)
     result, now, done = Preview(), timezone.now(), 0
-    with connection.cursor() as cursor, heavy(cursor):
-        cursor.execute("SELECT count(*) FROM crm_contact")
-        total = cursor.fetchone()[0]
-        for lo, hi, n in chunks(0, pass_size(total)):
+
+    def scored(lo: int, hi: int, _n: int) -> tuple[dict, list[tuple]]:
+        """The contacts lo..hi as they are today (stage, grade) and as the version would score them."""
+        with connection.cursor() as cursor, heavy(cursor):
             cursor.execute(
                 "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
                 " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
@@ -179,22 +179,34 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
             )
             today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
-            for pk, stage, score, promotion, intent, grade, held in cursor.fetchall():
-                move = automatic_move(
-                    stage=stage, score=score, promotion_score=promotion, has_intent=intent, criteria=criteria, held=held
-                )
-                after = move[0].value if move else stage
-                result.stages[after] += 1
-                result.grades[grade] += 1
-                result.today_stages[today[pk][0]] += 1
-                result.today_grades[today[pk][1]] += 1
-                if after != stage:
-                    result.moves[(stage, after)] += 1
-                    if len(result.samples) < SAMPLES:
-                        result.samples.append((pk, stage, after, score))
-            done += n
-            if progress:
-                progress(min(done, total), total)
+            return today, cursor.fetchall()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM crm_contact")
+        total = cursor.fetchone()[0]
+        for batch in passes(0, total):
+            for (_, _, n), (today, rows) in zip(batch, at_once(scored, batch), strict=True):
+                for pk, stage, score, promotion, intent, grade, held in rows:
+                    move = automatic_move(
+                        stage=stage,
+                        score=score,
+                        promotion_score=promotion,
+                        has_intent=intent,
+                        criteria=criteria,
+                        held=held,
+                    )
+                    after = move[0].value if move else stage
+                    result.stages[after] += 1
+                    result.grades[grade] += 1
+                    result.today_stages[today[pk][0]] += 1
+                    result.today_grades[today[pk][1]] += 1
+                    if after != stage:
+                        result.moves[(stage, after)] += 1
+                        if len(result.samples) < SAMPLES:
+                            result.samples.append((pk, stage, after, score))
+                done += n
+                if progress:
+                    progress(min(done, total), total)
         cursor.execute(
             "SELECT id, coalesce(nullif(trim(first_name || ' ' || last_name), ''), email) FROM crm_contact"
             " WHERE id = ANY(%s)",

@@ -202,10 +202,12 @@ def rescore(
 
     def once() -> Rescored:
         with transaction.atomic(), connection.cursor() as cursor:
-            result = _rescore(live, now, notify=notify, hold_sql=hold_sql, ids=ids)
+            # The version being computed first: its rows may be a pass's that has not committed yet, and this
+            # waits for it holding none of the contact rows that the stage moves lock (which ingest writes too).
             if pending is not None:
                 text, params = _statement(pending, False, history=False)
                 cursor.execute(text, params | {"ids": ids, "now": now})
+            result = _rescore(live, now, notify=notify, hold_sql=hold_sql, ids=ids)
             if clear_stale:
                 cursor.execute(
                     "UPDATE crm_contactactivity SET stale_since = NULL"
@@ -402,31 +404,34 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
 
-    # Passes on connections of their own only when the caller holds no transaction (they must see what it wrote).
-    at_once = 1 if connection.in_atomic_block else COMPUTE_AT_ONCE
-    for batch in itertools.batched(chunks(run.last_contact_id, pass_size(run.total)), at_once):
-        if len(batch) == 1:
-            one(*batch[0])
-        else:
-            _at_once(one, batch)
+    for batch in passes(run.last_contact_id, run.total):
+        at_once(one, batch)
         _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))  # resumed after the batch's last
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
         cursor.execute("ANALYZE crm_score")
 
 
-def _at_once(work: Callable[..., None], batch: tuple[tuple, ...]) -> None:
-    """``work(*item)`` for each item of the batch at the same time, each in a thread with its own connection;
-    raises what any of them raised once all have ended."""
+def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
+    """The id ranges (lo, hi, contacts) of the passes over the events that score the contacts after ``after``
+    (of ``total``), in batches to compute at once: COMPUTE_AT_ONCE, on connections of their own, when the caller
+    holds no transaction (else they must see what it wrote: one at a time, on its connection)."""
+    return itertools.batched(chunks(after, pass_size(total)), 1 if connection.in_atomic_block else COMPUTE_AT_ONCE)
 
-    def alone(*item) -> None:
+
+def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
+    """``work(*item)`` for each item of a batch of ``passes``, in order: a batch of one here, a larger one at
+    the same time, each in a thread with its own connection (raises what any raised, once all have ended)."""
+    if len(batch) == 1:
+        return [work(*batch[0])]
+
+    def alone(*item) -> T:
         try:
-            work(*item)
+            return work(*item)
         finally:
             connection.close()  # this thread's
 
     with ThreadPoolExecutor(len(batch)) as pool:
-        for future in [pool.submit(alone, *item) for item in batch]:
-            future.result()
+        return [future.result() for future in [pool.submit(alone, *item) for item in batch]]
 
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:

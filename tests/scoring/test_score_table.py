@@ -292,3 +292,44 @@ def test_a_publish_whose_worker_dies_midway_resumes_and_switches_once_complete(a
         cursor.execute(text, params | {"ids": ids, "now": timezone.now()})
         expected = {pk: score for pk, _, score, *_ in cursor.fetchall()}
     assert dict(Contact.objects.scored().filter(pk__in=ids).values_list("pk", "score")) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rescore_waiting_for_a_pass_holds_no_contact_row_meanwhile(admin_ada, source, monkeypatch):
+    """During a publish a rescore writes the version being computed too. Where a pass has not committed that row
+    yet, the rescore waits for it before it moves any stage: ingest's writes of the contact never queue behind
+    the pass (a contact row locked meanwhile would hold every request for that contact for the pass's length)."""
+    from django.db import OperationalError, transaction
+
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)  # the run is not executed: v2 stays pending
+    contact = Contact.objects.create(email="waits@example.com")
+    criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 5 + [("email_click", {})] * 5, timezone.now())
+    in_pass, done = threading.Event(), threading.Event()
+
+    def a_pass_not_committed() -> None:  # as a publish's pass holds its rows until it commits
+        with transaction.atomic():
+            Score.objects.create(version=2, contact=contact)
+            in_pass.set()
+            done.wait(10)
+            transaction.set_rollback(True)
+        connection.close()
+
+    holder = threading.Thread(target=a_pass_not_committed)
+    holder.start()
+    in_pass.wait(5)
+    rescoring = threading.Thread(target=lambda: (services.rescore(contact_ids=[contact.pk]), connection.close()))
+    rescoring.start()
+    time.sleep(0.5)
+    try:
+        assert rescoring.is_alive()  # waiting for the pass
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM crm_contact WHERE id = %s FOR UPDATE NOWAIT", [contact.pk])
+    except OperationalError as e:
+        pytest.fail(f"the waiting rescore held the contact's row: {e}")
+    finally:
+        done.set()
+        holder.join()
+        rescoring.join()
+
+    assert reloaded(contact).stage != Stage.LEAD  # the rescore went on once the pass had ended
