@@ -413,9 +413,23 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
 
 def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
     """The id ranges (lo, hi, contacts) of the passes over the events that score the contacts after ``after``
-    (of ``total``), in batches to compute at once: COMPUTE_AT_ONCE, on connections of their own, when the caller
-    holds no transaction (else they must see what it wrote: one at a time, on its connection)."""
-    return itertools.batched(chunks(after, pass_size(total)), 1 if connection.in_atomic_block else COMPUTE_AT_ONCE)
+    (of ``total``), in batches to compute at once: up to COMPUTE_AT_ONCE, on connections of their own, while
+    nothing else is running on the database (on a busy one, one at a time: ingest and pages come first); one at
+    a time on the caller's connection when it holds a transaction (the passes must see what it wrote)."""
+    ranges = chunks(after, pass_size(total))
+    for first in ranges:
+        alone = connection.in_atomic_block or not _quiet()
+        yield (first, *itertools.islice(ranges, 0 if alone else COMPUTE_AT_ONCE - 1))
+
+
+def _quiet() -> bool:
+    """Whether no other session is running a statement on the database just now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend' AND datname = current_database())"
+        )
+        return cursor.fetchone()[0]
 
 
 def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:

@@ -1,6 +1,7 @@
 """A publish's and a preview's passes over the events get room to sort and yield the CPU to live traffic."""
 
 import os
+import time
 
 import pytest
 from django.db import connection
@@ -33,3 +34,36 @@ def test_a_database_elsewhere_is_left_as_it_is(db, monkeypatch):
 
         with services.heavy(cursor):
             assert os.getpriority(os.PRIO_PROCESS, pid) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_passes_go_two_at_once_on_a_quiet_database_and_one_at_a_time_on_a_busy_one(monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    from crm.models import Contact
+
+    Contact.objects.bulk_create(Contact(email=f"p{i}@example.com") for i in range(40))
+    monkeypatch.setattr(services, "CHUNK", 5)
+    ranges = len(list(services.chunks(0, services.pass_size(40))))
+
+    quiet = [len(batch) for batch in services.passes(0, 40)]
+    started = threading.Event()
+
+    def busy() -> None:  # another session's statement running meanwhile (ingest, a page)
+        with connections["default"].cursor() as cursor:
+            started.set()
+            cursor.execute("SELECT pg_sleep(2)")
+        connections["default"].close()
+
+    other = threading.Thread(target=busy)
+    other.start()
+    started.wait(5)
+    time.sleep(0.3)
+    while_busy = [len(batch) for batch in services.passes(0, 40)]
+    other.join()
+
+    assert ranges > 3
+    assert sum(quiet) == ranges and set(quiet) == {2} | ({1} if ranges % 2 else set())
+    assert while_busy == [1] * ranges
