@@ -1,5 +1,7 @@
 """A publish's and a preview's passes over the events get room to sort and yield the CPU to live traffic."""
 
+from __future__ import annotations
+
 import os
 import time
 
