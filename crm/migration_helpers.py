@@ -1,4 +1,5 @@
 """Operations that several apps' migrations share."""
+
 from __future__ import annotations
 
 from django.db import migrations
