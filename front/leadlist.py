@@ -138,29 +138,28 @@ class Page:
 
 @dataclass(frozen=True)
 class Search:
-    """One search word: the planner's guess of how many contacts it matches, and the condition that finds them."""
+    """One search word, the ids of the contacts it matches (a union, not run) and how many the planner expects."""
 
+    word: str
+    ids: QuerySet[Contact]
     expected: int
-    condition: Q
 
     @property
     def few(self) -> bool:
         return self.expected <= SEARCH_IDS
 
+    @property
+    def condition(self) -> Q:
+        """Few: their ids gathered first; many: a condition on each row (a walk meets them early)."""
+        return Q(AmongIds(F("contact_id"), ArraySubquery(self.ids))) if self.few else _row_has(self.word)
+
 
 def searches(data: dict[str, Any]) -> list[Search]:
     """The search words (at most five), asked of the planner together (one EXPLAIN of each word's union, no rows
-    read). A word it expects few contacts for is their ids gathered first; a word that many contacts match is a
-    condition on each row, which a walk down the sort's index meets early (gathering them all would cost more
-    than the page)."""
+    read): a word that many contacts match is better met on a walk down the sort's index than gathered whole."""
     words = (data.get("q") or "").split()[:5]
     unions = [_matching(word) for word in words]
-    return [
-        Search(
-            expected, Q(AmongIds(F("contact_id"), ArraySubquery(union))) if expected <= SEARCH_IDS else _row_has(word)
-        )
-        for word, union, expected in zip(words, unions, estimates(unions), strict=True)
-    ]
+    return [Search(*found) for found in zip(words, unions, estimates(unions), strict=True)]
 
 
 def filtered(data: dict[str, Any], user, words: list[Search] | None = None) -> QuerySet[Score]:
@@ -297,8 +296,7 @@ def _phases(data: dict[str, Any], sort: str) -> list[int]:
 
 
 SMALL = 2_000  # filters the planner expects to match at most this many contacts are read whole (and counted)
-# The filters besides the search (a search alone is as many as its rarest word).
-FILTERS = ("grade", "trend", "stage", "channel", "report", "min_score", "max_score", "active", "owner")
+NOT_FILTERS = {"q", "sort", "after"}  # the search, and how the page is read
 
 
 def page(data: dict[str, Any], *, user) -> Page:
@@ -311,8 +309,8 @@ def page(data: dict[str, Any], *, user) -> Page:
     found = filtered(data, user, words)
     if any(word.few for word in words):
         return _whole(found, data, sort, after)
-    if words and not any(data.get(name) for name in FILTERS):
-        expected = min(word.expected for word in words)
+    if words and all(value in (None, "") for name, value in data.items() if name not in NOT_FILTERS):
+        expected = min(word.expected for word in words)  # a search alone: as many as its rarest word
     else:
         expected = estimated(found.values("contact_id"))
         if expected <= SMALL and not words:
