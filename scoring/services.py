@@ -49,7 +49,7 @@ RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sen
 MAX_RESUMES = 5
 COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
 COMPUTE_CHUNK_MAX = 200_000
-COMPUTE_AT_ONCE = 2  # passes computed at the same time (niced, see heavy(): they take the cores nothing else wants)
+COMPUTE_AT_ONCE = 2  # passes computed at the same time while nothing else runs on the database (see passes())
 COMPUTE_WORK_MEM = "256MB"
 BACKGROUND_NICE = 10  # the CPU priority of a publish's or preview's passes (0 normal, 19 lowest)
 SETTLE_CHUNK = 5_000  # contacts whose stage rules one short transaction applies after a switch
