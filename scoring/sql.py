@@ -154,9 +154,10 @@ def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
     )
 
 
-def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> str:
+def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f", *, breakdown: bool = True) -> str:
     """CTEs ``shared`` and ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, counts, manual,
-    manual_fresh, fit, tail: the breakdown's manual and fit entries, factor: the decay since the sums)."""
+    manual_fresh, fit, tail: the breakdown's manual and fit entries, factor: the decay since the sums); without
+    ``breakdown`` (nothing written) its JSON is not built."""
     n = len(criteria.behaviour)
     shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
     columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
@@ -165,6 +166,7 @@ def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> st
         f"'behaviour', 'events', f.counts[{i + 1}], 'points', f.sh{i}) END"
         for i in range(n)
     ]
+    built = f"to_jsonb(array_remove(ARRAY[{', '.join(entries) or 'NULL::jsonb'}]::jsonb[], NULL)) || f.tail"
     return f"""
 shared AS MATERIALIZED (  -- each share once: inlined, every use below would compute it again
     SELECT f.*, {", ".join(columns) or "0 AS sh"}
@@ -178,7 +180,7 @@ computed AS MATERIALIZED (
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
-        to_jsonb(array_remove(ARRAY[{", ".join(entries) or "NULL::jsonb"}]::jsonb[], NULL)) || f.tail AS breakdown
+        {built if breakdown else "NULL::jsonb"} AS breakdown
     FROM shared f
 ),
 scored AS (
@@ -308,9 +310,9 @@ f AS (
         coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_fresh, 0) AS manual_fresh,
         ev.intent_at, ev.recompute_at, coalesce({trend}, 'steady') AS trend,
         ({fit or "0"})::float8 AS fit,
-        to_jsonb(array_remove(ARRAY[{", ".join(tail)}]::jsonb[], NULL)) AS tail
+        {f"to_jsonb(array_remove(ARRAY[{', '.join(tail)}]::jsonb[], NULL))" if write else "NULL::jsonb"} AS tail
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
-),{_scored(criteria, params)}"""
+),{_scored(criteria, params, breakdown=write)}"""
     if write:
         conflict = (
             "DO NOTHING"
