@@ -351,6 +351,8 @@ def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list |
         rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1 - len(rows)]]
         if len(rows) > PAGE_SIZE:
             break
+    if after is None and len(rows) <= PAGE_SIZE:  # every match on the first page: the planner guessed many
+        total = (len(rows), True)
     return _paged(rows, sort, total)
 
 

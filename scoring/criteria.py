@@ -169,8 +169,9 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
     result, now, done = Preview(), timezone.now(), 0
 
     def scored(lo: int, hi: int, _n: int) -> tuple[dict, list[tuple]]:
-        """The contacts lo..hi as they are today (stage, grade) and as the version would score them."""
-        with connection.cursor() as cursor, heavy(cursor):
+        """The contacts lo..hi as they are today (stage, grade) and as the version would score them (one
+        snapshot for both)."""
+        with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             cursor.execute(
                 "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
                 " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"

@@ -355,15 +355,13 @@ def _stamp(run: RescoreRun, hi: int, done: int, *fields: str) -> None:
 
 @contextmanager
 def heavy(cursor) -> Iterator[None]:
-    """While the block runs (passes over many events), this session's sorts and hashes get COMPUTE_WORK_MEM and
-    its database process yields the CPU to live traffic (see ``_niced``)."""
-    cursor.execute("SELECT set_config('work_mem', %s, false), pg_backend_pid()", [COMPUTE_WORK_MEM])
-    pid = cursor.fetchone()[1]
-    try:
-        with _niced(pid):
-            yield
-    finally:
-        cursor.execute("RESET work_mem")
+    """Inside a transaction (passes over many events): its sorts and hashes get COMPUTE_WORK_MEM until it ends
+    (nothing to reset, even after a failure), and its database process yields the CPU to live traffic while
+    the block runs (see ``_niced``)."""
+    assert connection.in_atomic_block, "heavy() sets work_mem for the transaction: call it inside one"
+    cursor.execute("SELECT set_config('work_mem', %s, true), pg_backend_pid()", [COMPUTE_WORK_MEM])
+    with _niced(cursor.fetchone()[1]):
+        yield
 
 
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
@@ -376,22 +374,23 @@ def _niced(pid: int) -> Iterator[None]:
     passes then leave the cores to ingest and pages, and take them all when nothing else wants them. Otherwise
     the block runs as it would."""
     host = connection.settings_dict.get("HOST") or ""
+    before = None
     try:
-        local = (
+        if (
             os.geteuid() == 0
             and (host in LOCAL_HOSTS or host.startswith("/"))
             and Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
-        )
-        if local:
-            os.setpriority(os.PRIO_PROCESS, pid, BACKGROUND_NICE)
+        ):
+            before = os.getpriority(os.PRIO_PROCESS, pid)
+            os.setpriority(os.PRIO_PROCESS, pid, max(before, BACKGROUND_NICE))
     except (OSError, AttributeError):  # not Linux, or not ours to renice
-        local = False
+        before = None
     try:
         yield
     finally:
-        if local:
+        if before is not None:
             with contextlib.suppress(OSError):  # the backend is gone (the connection broke)
-                os.setpriority(os.PRIO_PROCESS, pid, 0)
+                os.setpriority(os.PRIO_PROCESS, pid, before)
 
 
 def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
@@ -426,8 +425,9 @@ def _quiet() -> bool:
     """Whether no other session is running a statement on the database just now."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
-            " AND backend_type = 'client backend' AND datname = current_database())"
+            # Another role's sessions show no state unless we may read all statistics: taken as busy.
+            "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE (state = 'active' OR state IS NULL)"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database())"
         )
         return cursor.fetchone()[0]
 
@@ -445,7 +445,13 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
             connection.close()  # this thread's
 
     with ThreadPoolExecutor(len(batch)) as pool:
-        return [future.result() for future in [pool.submit(alone, *item) for item in batch]]
+        futures = [pool.submit(alone, *item) for item in batch]
+        failures = [e for e in (future.exception() for future in futures) if e is not None]
+    for also in failures[1:]:  # raised below is the first; the others are logged, not lost
+        log.error("a pass that ran beside it failed too", exc_info=also)
+    if failures:
+        raise failures[0]
+    return [future.result() for future in futures]
 
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:

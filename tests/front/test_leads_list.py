@@ -148,6 +148,8 @@ def test_the_list_says_how_many_exactly_or_about(client, marketer_mia, book, mon
     client.force_login(marketer_mia)
     assert client.get("/leads/").context["found"].total == (len(book), True)
     monkeypatch.setattr(leadlist, "SMALL", -1)  # the planner's guess taken as many: walked, not counted
+    assert client.get("/leads/").context["found"].total == (len(book), True)  # unless all fit on the page
+    monkeypatch.setattr(leadlist, "PAGE_SIZE", len(book) - 1)
     page = client.get("/leads/")
     assert not page.context["found"].total[1] and "About" in page.content.decode()
 

@@ -6,25 +6,41 @@ import os
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from scoring import services
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root may give a process its priority back (as CI runs)")
-def test_a_heavy_pass_runs_niced_with_room_and_gives_both_back(db):
+@pytest.mark.django_db(transaction=True)
+def test_a_heavy_pass_runs_niced_with_room_and_gives_both_back():
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid(), current_setting('work_mem')")
         pid, work_mem = cursor.fetchone()
+        os.setpriority(os.PRIO_PROCESS, pid, 3)  # as the database's own service may run it
 
-        with services.heavy(cursor):
+        with transaction.atomic(), services.heavy(cursor):
             cursor.execute("SELECT current_setting('work_mem')")
             assert cursor.fetchone()[0] == services.COMPUTE_WORK_MEM
             assert os.getpriority(os.PRIO_PROCESS, pid) == services.BACKGROUND_NICE
 
-        cursor.execute("SELECT current_setting('work_mem')")
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 3
+        cursor.execute("SELECT current_setting('work_mem')")  # the transaction's setting ended with it
         assert cursor.fetchone()[0] == work_mem
-    assert os.getpriority(os.PRIO_PROCESS, pid) == 0
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_heavy_pass_raises_its_own_error():
+    from django.db import ProgrammingError
+
+    with (
+        pytest.raises(ProgrammingError, match="no_such_table"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        services.heavy(cursor),
+    ):
+        cursor.execute("SELECT * FROM no_such_table")
 
 
 def test_a_database_elsewhere_is_left_as_it_is(db, monkeypatch):
