@@ -10,7 +10,7 @@ short delay, so that a burst of events becomes one rescore; tasks addressed by n
 from __future__ import annotations
 
 import logging
-from functools import cache, partial
+from functools import partial
 
 import redis
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.celery import app
-from crm.redis_client import get_redis
+from crm.redis_client import script
 
 log = logging.getLogger(__name__)
 RESCORE_TASK = "scoring.tasks.rescore_contacts"
@@ -45,16 +45,11 @@ return result
 """
 
 
-@cache
-def _ask(client: redis.Redis) -> redis.commands.core.Script:
-    return client.register_script(ASK)  # EVALSHA: the script is sent once per Redis server
-
-
 def wanted(contact_ids: list[int]) -> tuple[list[int], list[int]]:
     """Which of the contacts to rescore at once (quiet) and which after RESCORE_DELAY (asked for again within
     RESCORE_BUSY_MS): one Redis call, which also marks them waiting. Those waiting already are in neither."""
     keys = [coalescing_key(pk) for pk in contact_ids] + [f"rescore:asked:{pk}" for pk in contact_ids]
-    answers = _ask(get_redis())(keys=keys, args=[settings.RESCORE_KEY_TTL, settings.RESCORE_BUSY_MS])
+    answers = script(ASK)(keys=keys, args=[settings.RESCORE_KEY_TTL, settings.RESCORE_BUSY_MS])
     pairs = list(zip(contact_ids, answers, strict=True))
     return [pk for pk, a in pairs if a == 2], [pk for pk, a in pairs if a == 1]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import cache
 
 import redis
 
-from crm.redis_client import get_redis
+from crm.redis_client import script
 from leads import errors
 from leads.models import Source
 
@@ -31,12 +30,6 @@ return tostring(wait)
 """
 
 
-@cache
-def _token_bucket(client: redis.Redis) -> redis.commands.core.Script:
-    # EVALSHA: the script is sent once per Redis server (again after a restart, on NOSCRIPT), not per request.
-    return client.register_script(TOKEN_BUCKET)
-
-
 def burst_of(source: Source) -> int:
     """Twice the rate, and never less than one full batch of 1,000 events."""
     return max(2 * source.rate_limit, 1000)
@@ -49,7 +42,7 @@ def take(source: Source, events: int) -> None:
     """
     try:
         wait = float(
-            _token_bucket(get_redis())(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events])
+            script(TOKEN_BUCKET)(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events])
         )
     except redis.RedisError:
         log.warning("rate limit skipped: Redis is unreachable")

@@ -20,13 +20,13 @@ from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import (
     at_once,
     criteria_of,
+    decided,
     full_rescore_running,
     heavy,
     passes,
     queue_run,
     start_full_rescore,
 )
-from scoring.stages import automatic_move
 
 Status = CriteriaVersion.Status
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -187,15 +187,9 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
         total = cursor.fetchone()[0]
         for batch in passes(0, total):
             for (_, _, n), (today, rows) in zip(batch, at_once(scored, batch), strict=True):
-                for pk, stage, score, promotion, intent, grade, held in rows:
-                    move = automatic_move(
-                        stage=stage,
-                        score=score,
-                        promotion_score=promotion,
-                        has_intent=intent,
-                        criteria=criteria,
-                        held=held,
-                    )
+                for row in rows:
+                    pk, stage, score, _, _, grade, _ = row
+                    move = decided(row, criteria)
                     after = move[0].value if move else stage
                     result.stages[after] += 1
                     result.grades[grade] += 1

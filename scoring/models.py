@@ -111,7 +111,15 @@ class ScoreHistory(models.Model):
         return f"{self.contact_id}: {self.score} at {self.at:%Y-%m-%d %H:%M}"
 
 
-class RescoreRun(models.Model):
+class Counted:
+    """Work counted in contacts (``done`` of ``total``), for a progress bar."""
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0
+
+
+class RescoreRun(Counted, models.Model):
     """A full rescore (criteria published, or the decay refresh), with progress a page can poll.
 
     Its worker stamps ``heartbeat_at`` after every chunk: a run whose stamp is old while nobody holds the
@@ -143,10 +151,6 @@ class RescoreRun(models.Model):
     @property
     def running(self) -> bool:
         return self.finished_at is None and self.failed_at is None
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0
 
 
 class DraftWork(models.Model):
@@ -199,7 +203,7 @@ class Backtest(DraftWork):
         return [(label, v | {"busiest": max(v["sql_per_week"], default=0)}) for label, v in rows]
 
 
-class PreviewRun(DraftWork):
+class PreviewRun(Counted, DraftWork):
     """What publishing a draft would do (scoring.criteria.preview), computed by a worker pass by pass, with
     progress a page can poll; the result stays with the draft until the draft changes. A pass takes seconds:
     nothing heard for two minutes, it was lost."""
@@ -216,7 +220,3 @@ class PreviewRun(DraftWork):
     @property
     def last_heard(self) -> datetime:
         return self.heartbeat_at or self.started_at
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.finished_at else int(100 * self.done / self.total) if self.total else 0

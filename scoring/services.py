@@ -137,21 +137,28 @@ class Rescored:
     moves: list[Move]
 
 
+def decided(row: tuple, criteria: Criteria, *, hold_sql: bool = False) -> tuple[Stage, str] | None:
+    """The stage rules' move (stage, reason) for a row of the scoring statement (id, stage, score, promotion,
+    intent, grade, held), or None."""
+    _, stage, score, promotion_score, has_intent, _grade, held = row
+    return automatic_move(
+        stage=stage,
+        score=score,
+        promotion_score=promotion_score,
+        has_intent=has_intent,
+        criteria=criteria,
+        hold_sql=hold_sql,
+        held=held,
+    )
+
+
 def _move(criteria: Criteria, rows: list[tuple], now: datetime, *, notify: bool = True, hold_sql: bool = False):
     """Apply the stage rules to scored rows (id, stage, score, promotion, intent, grade, held); contacts entering
     sql enter the handoff queue (``notify=False``: without emailing sales; ``hold_sql``: nobody moves to sql)."""
     moves = []
-    for contact_id, stage, score, promotion_score, has_intent, _grade, held in rows:
-        decision = automatic_move(
-            stage=stage,
-            score=score,
-            promotion_score=promotion_score,
-            has_intent=has_intent,
-            criteria=criteria,
-            hold_sql=hold_sql,
-            held=held,
-        )
-        if decision is not None:
+    for row in rows:
+        if (decision := decided(row, criteria, hold_sql=hold_sql)) is not None:
+            contact_id, stage, score, *_ = row
             moves.append(Move(contact_id, stage, decision[0], decision[1], score))
     moved = lifecycle.move_many(moves=moves, by=Actor.scoring(criteria.version))
     sales_ready = [m.contact_id for m in moved if m.to == Stage.SQL]

@@ -143,11 +143,15 @@ def _shares(criteria: Criteria, params: dict[str, Any], sums: str) -> list[str]:
     return [capped(rule, i, f"f.{sums}[{i + 1}] * f.factor", params) for i, rule in enumerate(criteria.behaviour)]
 
 
+def _engagement(shares: list[str], manual: str) -> str:
+    """Engagement: the rules' shares and the manual points, each in cents, summed in cents (as the engine)."""
+    return cents(f"({' + '.join(shares) or '0'}) + {cents(manual)}")
+
+
 def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
     """The score and the promotion score alone (as new_score, new_promotion) of a row ``f`` of stored facts."""
-    shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
-    engagement = cents(f"({' + '.join(shares) or '0'}) + {cents('f.manual')}")
-    fresh_engagement = cents(f"({' + '.join(fresh) or '0'}) + {cents('f.manual_fresh')}")
+    engagement = _engagement(_shares(criteria, params, "sums"), "f.manual")
+    fresh_engagement = _engagement(_shares(criteria, params, "fresh_sums"), "f.manual_fresh")
     return (
         f"floor(f.fit + {engagement} + 0.5)::int AS new_score,"
         f" floor(f.fit + {fresh_engagement} + 0.5)::int AS new_promotion"
@@ -174,9 +178,8 @@ shared AS MATERIALIZED (  -- each share once: inlined, every use below would com
 ),
 computed AS MATERIALIZED (
     SELECT f.*,
-        {cents(f"({' + '.join(f'f.sh{i}' for i in range(n)) or '0'}) + {cents('f.manual')}")} AS engagement,
-        floor(f.fit + {cents(f"({' + '.join(f'f.fsh{i}' for i in range(n)) or '0'}) + {cents('f.manual_fresh')}")}
-            + 0.5)::int AS promotion_score,
+        {_engagement([f"f.sh{i}" for i in range(n)], "f.manual")} AS engagement,
+        floor(f.fit + {_engagement([f"f.fsh{i}" for i in range(n)], "f.manual_fresh")} + 0.5)::int AS promotion_score,
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
