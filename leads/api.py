@@ -14,7 +14,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from crm import contact_json, csv_export
 from crm.models import Contact
-from leads import auth, contacts, email_hooks, errors, import_rows, imports, ingest, parsing, ratelimit
+from leads import auth, contacts, email_hooks, errors, import_rows, imports, ingest, parsing
 from leads.import_forms import ImportOptions
 from leads.models import ApiKey, Import
 from leads.schemas import (
@@ -108,7 +108,6 @@ def ingest_key(request: HttpRequest) -> ApiKey:
 
 
 def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
-    ratelimit.take(key.source, len(events))
     result = ingest.record(source=key.source, events=events, received_at=timezone.now())
     return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
 
@@ -171,7 +170,6 @@ def post_identify(request: HttpRequest) -> HttpResponse:
     payload, details = parsing.validate(IdentifyIn, body)
     if payload is None:
         raise errors.invalid(details)
-    ratelimit.take(key.source, 1)
     contact_id, result = ingest.identify(
         source=key.source,
         visitor_id=payload.visitor_id,
@@ -191,7 +189,6 @@ def email_hook(request: HttpRequest, provider: Literal["sendgrid", "mailgun", "p
     body = parsing.parse_json(raw)
     email_hooks.verify(provider, source=api_key.source, request=request, raw=raw, body=body, now=time.time())
     events, ignored = email_hooks.events(provider, body)
-    ratelimit.take(api_key.source, max(1, len(events)))
     result = ingest.record(source=api_key.source, events=events, received_at=timezone.now())
     return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates, "ignored": ignored}, status=202)
 

@@ -66,9 +66,11 @@ def seed_events(*, count: int = 50_000, seed: int = 7, now: datetime) -> int:
         source, data = _event(rng, n, seed, email, at, keenness[email])
         pending[source].append(EventIn.model_validate(data))
         if len(pending[source]) == BATCH:
-            stored += ingest.record(source=by_name[source], events=pending[source], received_at=now).accepted
+            stored += ingest.record(
+                source=by_name[source], events=pending[source], received_at=now, limit=False
+            ).accepted
             pending[source] = []
     for source, events in pending.items():
         if events:
-            stored += ingest.record(source=by_name[source], events=events, received_at=now).accepted
+            stored += ingest.record(source=by_name[source], events=events, received_at=now, limit=False).accepted
     return stored

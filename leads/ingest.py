@@ -5,23 +5,24 @@ it upserts the contacts (profile fields, first-touch channel) and their companie
 activity (last event, the stale mark for the scoring worker), links visitors to contacts and
 attaches their earlier anonymous events, creates unknown forms, and inserts the events (duplicates
 skipped). Two rarer cases cost more: anonymous events of visitors linked earlier (one lookup first)
-and opt-outs (a second statement, in a transaction with the first).
+and opt-outs (a second statement). Then, before the commit, one Redis call takes the rate limit's tokens
+and asks for the contacts' rescore (crm.freshness.nudge).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, partial
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
-from crm.freshness import request_rescore
+from crm.freshness import nudge
 from crm.retry import retrying
+from leads import ratelimit
 from leads.models import Source
 from leads.schemas import PROFILE_FIELDS, WHOLE_NUMBER, ContactFields, EventIn
 
@@ -234,20 +235,23 @@ activity AS (  -- the stale mark the scoring worker looks for, and the newest ac
     return (
         "WITH "
         + ",\n".join(part for part in parts if part)
-        + f"\nSELECT (SELECT count(*) FROM stored), {attached}, (SELECT array_agg(id ORDER BY id) FROM contacts)"
+        + f"\nSELECT (SELECT count(*) FROM stored), {attached}, (SELECT array_agg(id ORDER BY id) FROM contacts),"
+        + " pg_current_xact_id()::text::bigint"
     )
 
 
-def record(*, source: Source, events: list[EventIn], received_at: datetime) -> Recorded:
+def record(*, source: Source, events: list[EventIn], received_at: datetime, limit: bool = True) -> Recorded:
     """Store validated events of ``source``. Safe to run twice: repeated event ids count as duplicates.
 
     All or nothing. Every contact named is marked stale (to be rescored), a repeat included. Retried on
-    a deadlock. Returns what was stored and the ids of the contacts marked stale.
+    a deadlock. ``limit``: the events take the source's rate limit, and none is stored when it refuses them
+    (a 429 ApiError). Returns what was stored and the ids of the contacts marked stale.
     """
     events = sorted(events, key=lambda e: (e.occurred_at or received_at, e.id))
     links = {e.visitor_id: e.email for e in events if e.email and e.visitor_id}
     anonymous = sorted({e.visitor_id for e in events if not e.email and e.visitor_id} - set(links))
-    return _store(source, received_at, events, links, anonymous, contact=None)
+    bucket = ratelimit.bucket(source, len(events)) if limit else None
+    return _store(source, received_at, events, links, anonymous, contact=None, bucket=bucket)
 
 
 def identify(
@@ -255,37 +259,40 @@ def identify(
 ) -> tuple[int, Recorded]:
     """Tie ``visitor_id`` to the contact ``email`` (creating it) and attach the visitor's anonymous events.
 
-    Returns the contact's id and what changed. Safe to run twice (the second attaches nothing).
+    Returns the contact's id and what changed. Safe to run twice (the second attaches nothing). Takes one token
+    of the source's rate limit.
     """
-    result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact))
+    bucket = ratelimit.bucket(source, 1)
+    result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact), bucket=bucket)
     return result.contact_ids[0], result
 
 
-def _store(source, now, events, links, anonymous, *, contact) -> Recorded:
+def _store(source, now, events, links, anonymous, *, contact, bucket) -> Recorded:
     def once() -> Recorded:
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
             email_of = {**_known_visitors(cursor, anonymous), **links}
             contacts = _contacts(events, email_of, source, now)
             if contact is not None:
                 email, fields = contact
                 _apply_fields(contacts.setdefault(email, _Contact()), fields)
             opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
-            with transaction.atomic() if opt_outs else contextlib.nullcontext():
-                parameters = _parameters(source, now, events, contacts, links, email_of)
-                statement = store_statement(
-                    companies=any(parameters["company"]), links=bool(links), forms=bool(parameters["forms"])
+            parameters = _parameters(source, now, events, contacts, links, email_of)
+            statement = store_statement(
+                companies=any(parameters["company"]), links=bool(links), forms=bool(parameters["forms"])
+            )
+            cursor.execute(statement, parameters)
+            accepted, attached, contact_ids, xid = cursor.fetchone()
+            if opt_outs:
+                cursor.execute(
+                    "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
+                    " AS o(email, value) WHERE c.email = o.email",
+                    [list(opt_outs), list(opt_outs.values())],
                 )
-                cursor.execute(statement, parameters)
-                accepted, attached, contact_ids = cursor.fetchone()
-                if opt_outs:
-                    cursor.execute(
-                        "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
-                        " AS o(email, value) WHERE c.email = o.email",
-                        [list(opt_outs), list(opt_outs.values())],
-                    )
-        result = Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
-        transaction.on_commit(partial(request_rescore, result.contact_ids))
-        return result
+            # Before the commit: a refused request rolls back; the rescore task waits for this transaction.
+            wait = nudge(contact_ids or [], xid=xid, bucket=bucket)[0]
+            if wait > 0:
+                raise ratelimit.refusal(source, wait)
+        return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
 
     return retrying(once)
 

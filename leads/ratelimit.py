@@ -1,33 +1,21 @@
-"""Per-source rate limit: an atomic token bucket in Redis (one Lua call, no read-then-write race)."""
+"""Per-source rate limit: an atomic token bucket in Redis, taken in the same Lua call as ingest's rescore nudge
+(crm.freshness.nudge), inside the transaction that stores the events, so that a refused request stores nothing.
+
+A process that was refused for a source refuses its requests at once, without storing them first, until the wait
+it told the client has passed: an over-limit flood costs no database work.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
+import time
 
-import redis
-
-from crm.redis_client import script
+from crm.freshness import Bucket
 from leads import errors
 from leads.models import Source
 
-log = logging.getLogger(__name__)
-
-# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost. Returns 0 when taken, else seconds to wait.
-TOKEN_BUCKET = """
-local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens >= cost then tokens = tokens - cost else wait = (cost - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
-return tostring(wait)
-"""
+# (source id, its rate) -> time.monotonic() until which this process refuses it; a new rate starts afresh
+_refused_until: dict[tuple[int, int], float] = {}
 
 
 def burst_of(source: Source) -> int:
@@ -35,23 +23,23 @@ def burst_of(source: Source) -> int:
     return max(2 * source.rate_limit, 1000)
 
 
-def take(source: Source, events: int) -> None:
-    """Spend ``events`` tokens of the source's bucket, or raise a 429 ApiError with Retry-After.
-
-    Fails open when Redis is unreachable: losing the limit for a moment beats refusing every event.
-    """
-    try:
-        wait = float(
-            script(TOKEN_BUCKET)(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), events])
-        )
-    except redis.RedisError:
-        log.warning("rate limit skipped: Redis is unreachable")
-        return
+def bucket(source: Source, events: int) -> Bucket:
+    """The tokens ``events`` events of ``source`` take; raises the 429 at once while this process knows the
+    source is over its rate."""
+    wait = _refused_until.get((source.pk, source.rate_limit), 0.0) - time.monotonic()
     if wait > 0:
-        seconds = max(1, math.ceil(wait))
-        raise errors.ApiError(
-            429,
-            "rate_limited",
-            f"Source '{source.name}' is over its rate of {source.rate_limit:,} events/s; retry in {seconds} s.",
-            headers={"Retry-After": str(seconds)},
-        )
+        raise refusal(source, wait)
+    return Bucket(key=f"rate:{source.pk}", rate=source.rate_limit, burst=burst_of(source), cost=max(1, events))
+
+
+def refusal(source: Source, wait: float) -> errors.ApiError:
+    """The 429 for a source short of tokens for ``wait`` seconds (remembered by this process until then)."""
+    seconds = max(1, math.ceil(wait))
+    key = (source.pk, source.rate_limit)
+    _refused_until[key] = max(_refused_until.get(key, 0.0), time.monotonic() + wait)
+    return errors.ApiError(
+        429,
+        "rate_limited",
+        f"Source '{source.name}' is over its rate of {source.rate_limit:,} events/s; retry in {seconds} s.",
+        headers={"Retry-After": str(seconds)},
+    )

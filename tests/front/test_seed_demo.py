@@ -15,7 +15,6 @@ def test_loading_the_demo_scores_everyone_and_notifies_nobody(db, django_capture
     assert QueueEntry.objects.filter(contact__stage=Stage.SQL).exists()
     assert not ContactActivity.objects.filter(stale_since__isnull=False).exists()
     assert not [c for c in callbacks if getattr(c, "func", None).__name__ == "_tell_sales_later"]
-    assert [c for c in callbacks if getattr(c, "func", None).__name__ == "request_rescore"]  # the nudges, as ever
 
 
 def test_the_demo_has_a_past_for_the_reports_and_the_score_charts(db):

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Company, Contact
@@ -252,6 +253,23 @@ def test_a_source_over_its_rate_is_told_when_to_come_back(send, website):
     assert_error(response, 429, "rate_limited")
     assert int(response["Retry-After"]) >= 1
     assert Event.objects.count() == 1000
+
+
+def test_once_refused_a_source_is_refused_without_storing_first_until_its_wait_is_over(send, website):
+    website.rate_limit = 1
+    website.save()
+    assert send({"events": [page_view(i) for i in range(1000)]}).status_code == 202
+    assert send(page_view(1001)).status_code == 429  # stored, then rolled back: the bucket was short
+
+    with CaptureQueriesContext(connection) as queries:
+        response = send(page_view(1002))
+    assert_error(response, 429, "rate_limited")
+    assert not [q for q in queries if "leads_event" in q["sql"]]  # refused before storing
+
+    website.rate_limit = 1_000_000  # a new rate starts afresh: its bucket refills at once
+    website.save()
+    assert send(page_view(1003)).status_code == 202
+    assert Event.objects.count() == 1001
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -11,11 +12,13 @@ from datetime import timedelta
 import psutil
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.models import Contact, ContactActivity, Stage
 from crm.redis_client import get_redis
+from leads import ingest
+from leads.schemas import EventIn
 from scoring import services
 from scoring.models import CriteriaVersion, RescoreRun
 from scoring.tasks import full_rescore, refresh_decay, rescore_contacts, sweep_stale
@@ -67,6 +70,44 @@ def test_a_burst_for_one_contact_coalesces_into_a_handful_of_rescores(send, cele
 
     assert 1 <= runs <= 5 + 6 * elapsed  # ~one run per 0.2 s coalescing window, not 200
     assert Contact.objects.scored().get(email="ada@example.com").engagement_score == 10  # capped at 10
+
+
+def test_a_nudge_that_reaches_the_worker_before_its_ingest_commits_waits_for_the_commit(website, celery_worker):
+    event = EventIn.model_validate(
+        {"id": "early", "type": "form_submit", "email": "eve@example.com", "properties": {"form": "demo"}}
+    )
+    with transaction.atomic():
+        ingest.record(source=website, events=[event], received_at=timezone.now())  # the task is queued now
+        time.sleep(1)  # and has reached the worker, which must not read before this commits
+
+    eve = wait_for(lambda: Contact.objects.scored().filter(email="eve@example.com", scored_at__isnull=False).first())
+    assert eve.activity.stale_since is None
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_rescore_inside_the_ingesting_transaction_does_not_wait_for_itself(website, caplog):
+    event = EventIn.model_validate({"id": "own", "type": "email_open", "email": "own@example.com"})
+    contact_id = ingest.record(source=website, events=[event], received_at=timezone.now()).contact_ids[0]
+
+    services.rescore_stale(contact_ids=[contact_id])  # as the demo's seeding does, in the same transaction
+
+    assert "rescoring before" not in caplog.text
+    assert Contact.objects.scored().get(pk=contact_id).scored_at is not None
+
+
+def test_waiting_for_ingest_transactions_ends_when_they_do(db):
+    writer = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    xid = int(writer.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
+    done = threading.Event()
+    waiting = threading.Thread(target=lambda: (services._await_commits([xid]), done.set()))
+    waiting.start()
+    try:
+        assert not done.wait(0.5)  # the writer's transaction is open
+        writer.commit()
+        assert done.wait(2)
+    finally:
+        writer.close()
+        waiting.join()
 
 
 def test_when_the_broker_is_unreachable_the_sweeper_catches_up(send, celery_worker, settings):
