@@ -181,7 +181,8 @@ class Score(models.Model):
     ``ScoreVersion`` switches every reader at once. The facts
     after ``breakdown`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
     per behaviour rule the decayed sum as of ``facts_at`` (all events, and since the last rejection), and when a
-    window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry).
+    window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry); and the trend's counts,
+    with which a newly published version whose rules match the same events is scored without reading them.
     """
 
     pk = models.CompositePrimaryKey("version", "contact")
@@ -209,6 +210,10 @@ class Score(models.Model):
     manual = models.FloatField(default=0)
     manual_fresh = models.FloatField(default=0)
     recompute_at = models.DateTimeField(null=True, help_text="When a window fact changes: rescore from events")
+    # Per behaviour rule, its events in the trend's last 14 days and the 14 before (as of facts_at): with them a
+    # version whose rules match the same events takes these facts as they are (scoring.sql.carried).
+    recent_counts = ArrayField(models.IntegerField(), default=list)
+    prior_counts = ArrayField(models.IntegerField(), default=list)
 
     objects = ScoreQuerySet.as_manager()
     # What a contact reads of its score (Contact.objects.scored(), front.leadlist.with_score).

@@ -15,16 +15,18 @@ from django.utils import timezone
 
 from crm.errors import DomainError
 from leads.models import ADJUSTMENT
-from scoring import engine, sql
+from scoring import engine
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import (
     at_once,
+    carried_from,
     criteria_of,
     decided,
     full_rescore_running,
     heavy,
     passes,
     queue_run,
+    scored_range,
     start_full_rescore,
 )
 
@@ -162,10 +164,11 @@ class Preview:
 
 
 def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | None = None) -> Preview:
-    """What publishing ``version`` would do, computed set-based and read-only, in a few passes over the events
-    (as a publish computes it); ``progress(done, total)`` is called after each pass."""
+    """What publishing ``version`` would do, computed set-based and read-only, in a few passes (as a publish
+    computes it: from the live scores' stored facts where they carry, else from the events); ``progress(done,
+    total)`` is called after each pass."""
     criteria = criteria_of(version)
-    text, params = sql.statement(criteria, by_range=True, write=False)
+    source = carried_from(criteria)
     result, now, done = Preview(), timezone.now(), 0
 
     def scored(lo: int, hi: int, _n: int) -> tuple[dict, list[tuple]]:
@@ -179,8 +182,7 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
                 [lo, hi],
             )
             today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
-            cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
-            return today, cursor.fetchall()
+            return today, scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=False)
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM crm_contact")

@@ -122,8 +122,15 @@ def scored_versions() -> tuple[Criteria, Criteria | None]:
 
 
 @cache
-def _statement(criteria: Criteria, by_range: bool, keep: bool = False, history: bool = True) -> tuple[str, dict]:
-    return sql.statement(criteria, by_range=by_range, keep=keep, history=history)
+def _statement(
+    criteria: Criteria, by_range: bool, keep: bool = False, history: bool = True, write: bool = True
+) -> tuple[str, dict]:
+    return sql.statement(criteria, by_range=by_range, keep=keep, history=history, write=write)
+
+
+@cache
+def _carried(criteria: Criteria, write: bool) -> tuple[str, dict]:
+    return sql.carried(criteria, write=write)
 
 
 @cache
@@ -419,20 +426,52 @@ def _niced(pid: int) -> Iterator[None]:
 
 
 def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    """Score every contact from its events under a version not yet live, beside the live scores, in a few
-    large id ranges (each a pass over the events: few passes, and a progress step each). A score a rescore
-    of newer activity wrote meanwhile is kept."""
-    text, params = _statement(criteria, True, keep=True, history=False)
+    """Score every contact under a version not yet live, beside the live scores, in a few large id ranges (each
+    a pass, and a progress step): from the live scores' stored facts where the version's rules match the same
+    events (a change of points, caps or fit rules reads no event), else from the events. A score a rescore of
+    newer activity wrote meanwhile is kept."""
+    source = carried_from(criteria)
 
     def one(lo: int, hi: int, _n: int) -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
-            cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
+            scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=True)
 
     for batch in passes(run.last_contact_id, run.total):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))  # resumed after the batch's last
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
-        cursor.execute("ANALYZE crm_score")
+        cursor.execute("ANALYZE crm_score (version, contact_id, score, promotion_score)")
+
+
+def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime, source: int | None, write: bool):
+    """Score contacts lo..hi under ``criteria`` (a version not yet live): from version ``source``'s stored facts
+    where they carry (``carried_from``), the rest from their events. Writes them (keeping a score already written)
+    or, with ``write=False``, returns the scoring statement's rows."""
+    bounds, rows, rest, carried = {"lo": lo, "hi": hi, "now": now}, [], [], 0
+    if source is not None:
+        text, params = _carried(criteria, write)
+        cursor.execute(text, params | bounds | {"source": source})
+        if write:
+            rest, carried = cursor.fetchone()
+        else:
+            found = cursor.fetchall()  # a row whose stage is NULL: a contact whose facts do not carry
+            rows, rest = [r for r in found if r[1] is not None], [r[0] for r in found if r[1] is None]
+            carried = len(rows)
+    if not carried:  # none carried (their facts predate the trend's counts): one pass over the range's events
+        text, params = _statement(criteria, True, keep=True, history=False, write=write)
+        cursor.execute(text, params | bounds)
+    elif rest:
+        text, params = _statement(criteria, False, keep=True, history=False, write=write)
+        cursor.execute(text, params | {"ids": rest, "now": now})
+    else:
+        return rows
+    return rows + cursor.fetchall()
+
+
+def carried_from(criteria: Criteria) -> int | None:
+    """The live version, when ``criteria`` can be scored from its stored facts (sql.carried); else None."""
+    live = scored_versions()[0]
+    return live.version if live.version != criteria.version and sql.reusable(live, criteria) else None
 
 
 def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]:

@@ -108,6 +108,49 @@ def capped(rule: Behaviour, i: int, decayed: str, params: dict[str, Any]) -> str
 
 
 TREND_DAYS = 14
+# The trend's windows, on an event's age: the last 14 days (events still to come included) and the 14 before.
+RECENT = f"age < interval '{TREND_DAYS} days'"
+PRIOR = f"age >= interval '{TREND_DAYS} days' AND age < interval '{2 * TREND_DAYS} days'"
+# A stored score ``s`` whose facts scale to any instant before its ``recompute_at`` (scored from events, under
+# as many rules); CARRIABLE: and with the trend's counts, so another version may score from them.
+SCALABLE = (
+    "s.facts_at IS NOT NULL AND cardinality(s.sums) = %(rules)s"
+    " AND (s.recompute_at IS NULL OR s.recompute_at > %(now)s)"
+)
+CARRIABLE = SCALABLE + " AND cardinality(s.recent_counts) = %(rules)s"
+
+
+def _trend(criteria: Criteria, params: dict[str, Any], recent: str, prior: str) -> str:
+    """Rising, cooling or steady: the rules' undecayed points over the last 14 days against the 14 before, from
+    the per-rule event counts in the arrays ``recent`` and ``prior``."""
+    for i, rule in enumerate(criteria.behaviour):
+        params[f"b{i}_points"] = float(rule.points)
+
+    def points(counts: str) -> str:
+        return " + ".join(f"%(b{i}_points)s::float8 * {counts}[{i + 1}]" for i in range(len(criteria.behaviour)))
+
+    now, before = f"({points(recent) or '0'})", f"({points(prior) or '0'})"
+    return f"""CASE WHEN {now} - {before} > greatest(2, 0.25 * abs({before})) THEN 'rising'
+             WHEN {before} - {now} > greatest(2, 0.25 * abs({before})) THEN 'cooling' ELSE 'steady' END"""
+
+
+def _fit(criteria: Criteria, params: dict[str, Any]) -> tuple[str, list[str]]:
+    """The fit score of a row ``t`` of contact fields, and the breakdown's entry of each fit rule it matches."""
+    matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
+    for j, rule in enumerate(criteria.fit):
+        params[f"f{j}_points"] = float(rule.points)
+        params[f"f{j}_name"] = rule.name
+    fit = " + ".join(f"CASE WHEN {m} THEN %(f{j}_points)s::float8 ELSE 0 END" for j, m in enumerate(matches))
+    entries = [
+        f"CASE WHEN {m} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
+        f"'points', %(f{j}_points)s::float8) END"
+        for j, m in enumerate(matches)
+    ]
+    return f"({fit or '0'})::float8", entries
+
+
+def _jsonb_list(entries: list[str]) -> str:
+    return f"to_jsonb(array_remove(ARRAY[{', '.join(entries) or 'NULL::jsonb'}]::jsonb[], NULL))"
 
 
 def _decay(since: str, criteria: Criteria) -> str:
@@ -170,7 +213,7 @@ def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f", *, br
         f"'behaviour', 'events', f.counts[{i + 1}], 'points', f.sh{i}) END"
         for i in range(n)
     ]
-    built = f"to_jsonb(array_remove(ARRAY[{', '.join(entries) or 'NULL::jsonb'}]::jsonb[], NULL)) || f.tail"
+    built = f"{_jsonb_list(entries)} || f.tail"
     return f"""
 shared AS MATERIALIZED (  -- each share once: inlined, every use below would compute it again
     SELECT f.*, {", ".join(columns) or "0 AS sh"}
@@ -193,14 +236,14 @@ scored AS (
 
 COLUMNS = (
     "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, breakdown, last_activity_at, "
-    "scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at"
+    "scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at, recent_counts, prior_counts"
 )
 UPSERT = """,
 written AS (
     INSERT INTO crm_score AS s (version, contact_id, {columns})
     SELECT %(version)s, x.id, x.score, x.fit, x.engagement, x.promotion_score, x.intent_at, x.grade, x.trend,
-        x.breakdown, x.last_event_at, %(now)s, %(now)s, x.sums, x.fresh_sums, x.counts, x.manual, x.manual_fresh,
-        x.recompute_at
+        x.breakdown, x.last_event_at, %(now)s, x.facts_at, x.sums, x.fresh_sums, x.counts, x.manual, x.manual_fresh,
+        x.recompute_at, x.recent_counts, x.prior_counts
     FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
     ON CONFLICT (version, contact_id) {conflict}
 ){history}"""
@@ -214,7 +257,12 @@ history AS (
 
 
 def statement(
-    criteria: Criteria, *, by_range: bool, write: bool = True, keep: bool = False, history: bool = True
+    criteria: Criteria,
+    *,
+    by_range: bool,
+    write: bool = True,
+    keep: bool = False,
+    history: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """SQL and parameters (add ``now`` and ``ids``, or ``lo`` and ``hi``) that score a set of contacts from their
     events and write the scores under the criteria's version, returning (id, stage, score, promotion_score,
@@ -232,24 +280,16 @@ def statement(
             f"count(*) FILTER (WHERE m{i}) AS n{i}",
             f"sum(d) FILTER (WHERE m{i}) AS s{i}",
             f"sum(d) FILTER (WHERE m{i} AND fresh) AS f{i}",
+            f"count(*) FILTER (WHERE m{i} AND {RECENT}) AS r{i}",
+            f"count(*) FILTER (WHERE m{i} AND {PRIOR}) AS p{i}",
         ]
     any_match = " OR ".join(f"m{i}" for i in range(len(behaviour))) or "false"
-    undecayed = " + ".join(f"CASE WHEN m{i} THEN %(b{i}_points)s::float8 ELSE 0 END" for i in range(len(behaviour)))
-    for i, rule in enumerate(behaviour):
-        params[f"b{i}_points"] = float(rule.points)
-    fit_matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
-    for j, rule in enumerate(criteria.fit):
-        params[f"f{j}_points"] = float(rule.points)
-        params[f"f{j}_name"] = rule.name
-    fit = " + ".join(f"CASE WHEN {m} THEN %(f{j}_points)s::float8 ELSE 0 END" for j, m in enumerate(fit_matches))
-    tail = [
+    fit, fit_entries = _fit(criteria, params)
+    trend = _trend(criteria, params, "t.recent_counts", "t.prior_counts")
+    manual_entry = (
         "CASE WHEN ev.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
         f"'events', ev.manual_n, 'points', {cents('ev.manual')}) END"
-    ] + [
-        f"CASE WHEN {m} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
-        f"'points', %(f{j}_points)s::float8) END"
-        for j, m in enumerate(fit_matches)
-    ]
+    )
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
     # The same bound on the events, so the planner reads just these contacts' events by index.
     event_target = target.replace("c.id", "e.contact_id")
@@ -259,8 +299,10 @@ def statement(
     old_join = (
         "LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id" if write and history else ""
     )
-    trend = """CASE WHEN ev.recent - ev.prior > greatest(2, 0.25 * abs(ev.prior)) THEN 'rising'
-             WHEN ev.prior - ev.recent > greatest(2, 0.25 * abs(ev.prior)) THEN 'cooling' ELSE 'steady' END"""
+    counts = {
+        name: _array([f"coalesce(ev.{letter}{i}, 0)" for i in range(len(behaviour))], "int")
+        for name, letter in (("counts", "n"), ("recent_counts", "r"), ("prior_counts", "p"))
+    }
     sql = f"""
 WITH target AS (
     SELECT c.id, c.email, c.stage, c.stage_held, {old_score} AS old_score, c.recycled_at, c.profile,
@@ -289,9 +331,6 @@ matched AS MATERIALIZED (  -- computed once per event; inlined, every FILTER wou
 ),
 ev AS (
     SELECT contact_id, {", ".join(aggregates) + "," if aggregates else ""}
-        coalesce(sum({undecayed or "0"}) FILTER (WHERE age < interval '{TREND_DAYS} days'), 0) AS recent,
-        coalesce(sum({undecayed or "0"}) FILTER (
-            WHERE age >= interval '{TREND_DAYS} days' AND age < interval '{2 * TREND_DAYS} days'), 0) AS prior,
         max(occurred_at) FILTER (WHERE type = 'form_submit' AND form_kind = ANY(%(intent_kinds)s::text[]) AND fresh)
             AS intent_at,
         least(
@@ -305,28 +344,86 @@ ev AS (
         coalesce(sum(manual) FILTER (WHERE fresh), 0) AS manual_fresh
     FROM matched GROUP BY contact_id
 ),
-f AS (
-    SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, 1.0::float8 AS factor,
+counted AS (
+    SELECT t.*, ev.intent_at, ev.recompute_at, coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_n, 0) AS manual_n,
+        coalesce(ev.manual_fresh, 0) AS manual_fresh,
         {_array([f"coalesce(ev.s{i}, 0)" for i in range(len(behaviour))], "float8")} AS sums,
         {_array([f"coalesce(ev.f{i}, 0)" for i in range(len(behaviour))], "float8")} AS fresh_sums,
-        {_array([f"coalesce(ev.n{i}, 0)" for i in range(len(behaviour))], "int")} AS counts,
-        coalesce(ev.manual, 0) AS manual, coalesce(ev.manual_fresh, 0) AS manual_fresh,
-        ev.intent_at, ev.recompute_at, coalesce({trend}, 'steady') AS trend,
-        ({fit or "0"})::float8 AS fit,
-        {f"to_jsonb(array_remove(ARRAY[{', '.join(tail)}]::jsonb[], NULL))" if write else "NULL::jsonb"} AS tail
+        {", ".join(f"{array} AS {name}" for name, array in counts.items())},
+        {_jsonb_list([manual_entry]) if write else "NULL::jsonb"} AS manual_entry
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
+),
+f AS (
+    SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, 1.0::float8 AS factor,
+        %(now)s::timestamptz AS facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts, t.prior_counts,
+        t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {trend} AS trend, {fit} AS fit,
+        {f"t.manual_entry || {_jsonb_list(fit_entries)}" if write else "NULL::jsonb"} AS tail
+    FROM counted t
 ),{_scored(criteria, params, breakdown=write)}"""
+    return sql + (_upsert(keep, history) if write else "") + f"\n{RETURNED}", params
+
+
+RETURNED = "SELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
+
+
+def _upsert(keep: bool, history: bool) -> str:
+    """The CTE writing what a statement computed in ``scored`` (and the history)."""
+    conflict = (
+        "DO NOTHING"
+        if keep
+        else "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
+    )
+    return UPSERT.format(columns=COLUMNS, conflict=conflict, history=HISTORY.format(source="scored") if history else "")
+
+
+def carried(criteria: Criteria, *, write: bool = True) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters (add ``now``, ``lo``, ``hi`` and ``source``: a version whose rules match the same
+    events, under the same half-life) that score contacts lo..hi under the criteria from version ``source``'s
+    stored facts, without reading events: the per-rule sums, counts and windows are the same, only their points,
+    caps and the fit rules differ. Writes as ``statement`` with ``keep`` (a fresher score stands) and returns one
+    row: the ids of the contacts whose facts do not carry (see CARRIABLE), for ``statement`` to score from their
+    events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, with
+    those ids after them (the rest of their row NULL)."""
+    params = _base_params(criteria)
+    fit, fit_entries = _fit(criteria, params)
+    trend = _trend(criteria, params, "t.recent_counts", "t.prior_counts")
+    kept = """jsonb_path_query_array(t.old_breakdown, '$[*] ? (@.kind == "manual")')"""
+    sql = f"""
+WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no estimate of it misleads their plan
+    SELECT c.id, c.email, c.stage, c.stage_held, c.profile, {", ".join(f"c.{name}" for name in CONTACT_FIELDS)},
+        co.size AS company_size, co.industry, s.last_activity_at AS last_event_at, s.facts_at, s.sums, s.fresh_sums,
+        s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_fresh, s.intent_at, s.recompute_at,
+        s.breakdown AS old_breakdown, coalesce({CARRIABLE}, false) AS carries
+    FROM crm_contact c
+    LEFT JOIN crm_company co ON co.id = c.company_id
+    LEFT JOIN crm_score s ON s.version = %(source)s AND s.contact_id = c.id
+    WHERE c.id BETWEEN %(lo)s AND %(hi)s
+),
+f AS (
+    SELECT t.id, t.stage, t.stage_held, NULL::int AS old_score, t.last_event_at,
+        {_decay("t.facts_at", criteria)} AS factor, t.facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts,
+        t.prior_counts, t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {trend} AS trend, {fit} AS fit,
+        {f"{kept} || {_jsonb_list(fit_entries)}" if write else "NULL::jsonb"} AS tail
+    FROM target t WHERE t.carries
+),{_scored(criteria, params, breakdown=write)}"""
+    rest = "SELECT t.id FROM target t WHERE NOT t.carries"
     if write:
-        conflict = (
-            "DO NOTHING"
-            if keep
-            else "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
-        )
-        sql += UPSERT.format(
-            columns=COLUMNS, conflict=conflict, history=HISTORY.format(source="scored") if history else ""
-        )
-    sql += "\nSELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
-    return sql, params
+        counted = "SELECT coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE NOT t.carries), '{}'),"
+        return sql + _upsert(
+            keep=True, history=False
+        ) + f"\n{counted} count(*) FILTER (WHERE t.carries) FROM target t", params
+    nothing = "NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool"
+    return sql + f"\n{RETURNED}\nUNION ALL\n{rest.replace('t.id FROM', f't.id, {nothing} FROM')}", params
+
+
+def reusable(facts: Criteria, criteria: Criteria) -> bool:
+    """Whether ``criteria`` can be scored from the facts stored under ``facts`` (``carried``): its behaviour rules
+    match the same events, in the same order, decaying alike."""
+
+    def matching(c: Criteria) -> tuple:
+        return c.half_life_days, [(r.event_type, r.property_key, r.operator, tuple(r.values)) for r in c.behaviour]
+
+    return matching(facts) == matching(criteria)
 
 
 def rescale(criteria: Criteria) -> tuple[str, dict[str, Any]]:
@@ -344,8 +441,7 @@ WITH f AS MATERIALIZED (
         s.breakdown AS old_breakdown,
         {_decay("s.facts_at", criteria)} AS factor
     FROM crm_score s
-    WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND s.facts_at IS NOT NULL
-        AND cardinality(s.sums) = %(rules)s AND (s.recompute_at IS NULL OR s.recompute_at > %(now)s)
+    WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND {SCALABLE}
 ),
 moved AS MATERIALIZED (  -- the score alone first: most contacts' rounded scores do not move in an hour
     SELECT f.*, t.new_score, t.new_promotion FROM f, LATERAL (SELECT {_totals(criteria, params)}) t

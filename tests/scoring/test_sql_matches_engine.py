@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm.models import Contact
+from crm.models import Contact, Score
 from leads.models import Event, Form, Source
-from scoring import engine, services
+from scoring import engine, services, sql
 from tests.scores import reloaded
 from tests.scoring.conftest import NOW, company
 
@@ -111,7 +113,11 @@ def _contact_with(events, profile, recycled) -> tuple[Contact, list[engine.Event
 
 
 def _agrees(contact: Contact, expected: engine.Scored) -> None:
-    contact = reloaded(contact)
+    _stored_as(reloaded(contact), expected)
+
+
+def _stored_as(contact: Contact | Score, expected: engine.Scored) -> None:
+    """A contact's live score (or a score row) is the definition's, within float noise."""
     assert contact.fit_score == expected.fit
     assert abs(contact.engagement_score - expected.engagement) < 0.015
     assert abs(contact.score - expected.score) <= (1 if _near_half(expected.fit + expected.engagement) else 0)
@@ -134,14 +140,18 @@ def test_sql_and_python_agree(db, criteria, events, profile, recycled):
     assert rows.contacts == 1
 
 
+# A contact scored now, and an instant ``elapsed`` days later.
+LATER = {
+    "criteria": criteria,
+    "events": events,
+    "profile": profiles,
+    "recycled": st.none() | st.floats(0, 40),
+    "elapsed": st.floats(0, 60) | st.sampled_from([0.0, 1 / 24, 1.0]),
+}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    criteria=criteria,
-    events=events,
-    profile=profiles,
-    recycled=st.none() | st.floats(0, 40),
-    elapsed=st.floats(0, 60) | st.sampled_from([1 / 24, 1.0]),
-)
+@given(**LATER)
 def test_the_decay_refresh_gives_what_scoring_from_events_would(db, criteria, events, profile, recycled, elapsed):
     """Scored now, then refreshed ``elapsed`` days later: the score is the definition's at that later instant,
     whether the refresh rescaled the stored sums or (a window passed) scored the contact from its events; and
@@ -156,6 +166,56 @@ def test_the_decay_refresh_gives_what_scoring_from_events_would(db, criteria, ev
     assert abs(stored.score - expected.score) <= (1 if _near_half(expected.fit + expected.engagement) else 0)
     assert stored.scored_at in (NOW, later)
     _agrees(contact, engine.score(criteria, fields, facts, now=stored.scored_at, recycled_at=contact.recycled_at))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    **LATER,
+    points=st.lists(st.integers(-30, 50).map(float), min_size=5, max_size=5),
+    caps=st.lists(st.none() | st.integers(1, 40).map(float), min_size=5, max_size=5),
+    fits=st.lists(fit, max_size=4).map(tuple),
+)
+def test_a_version_scored_from_the_live_facts_gives_what_scoring_from_events_would(
+    db, criteria, events, profile, recycled, elapsed, points, caps, fits
+):
+    """Scored under one version now; a version whose rules match the same events (other points, caps, names and
+    fit rules) scored ``elapsed`` days later: from the stored facts where they carry, else (a window passed, an
+    adjustment expired) from the events, never both, and either way what the definition gives then."""
+    contact, facts, fields = _contact_with(events, profile, recycled)
+    services.rescore(contact_ids=[contact.pk], criteria=criteria, now=NOW)
+    changed = tuple(
+        replace(rule, name=f"{rule.name} (new)", points=p, cap=c)
+        for rule, p, c in zip(criteria.behaviour, points, caps, strict=False)
+    )
+    other = replace(criteria, version=2, behaviour=changed, fit=fits)
+    assert sql.reusable(criteria, other)
+    later = NOW + timedelta(days=elapsed)
+    with connection.cursor() as cursor:
+        text, params = sql.carried(other)
+        cursor.execute(text, params | {"lo": contact.pk, "hi": contact.pk, "now": later, "source": criteria.version})
+        rest, carried = cursor.fetchone()
+        assert (rest, carried) in (([], 1), ([contact.pk], 0))  # either its facts carried or it is left to its events
+        if elapsed == 0:
+            assert carried  # nothing has changed since: they carry
+        services.scored_range(
+            cursor, other, lo=contact.pk, hi=contact.pk, now=later, source=criteria.version, write=True
+        )
+    row = Score.objects.get(version=2, contact=contact)
+    expected = engine.score(other, fields, facts, now=later, recycled_at=contact.recycled_at)
+    _stored_as(row, expected)
+    assert abs(row.promotion_score - expected.promotion_score) <= 1
+    assert row.facts_at <= later
+
+
+def test_versions_carry_only_between_rules_that_match_the_same_events():
+    rule = engine.Behaviour(
+        name="Pricing", event_type="page_view", points=5, property_key="path", operator="contains", values=("pricing",)
+    )
+    live = engine.Criteria(version=1, behaviour=(rule,), fit=(), half_life_days=30)
+    assert sql.reusable(live, replace(live, version=2, behaviour=(replace(rule, points=9, cap=20, name="P"),)))
+    assert not sql.reusable(live, replace(live, behaviour=(replace(rule, values=("price",)),)))
+    assert not sql.reusable(live, replace(live, behaviour=(rule, rule)))
+    assert not sql.reusable(live, replace(live, half_life_days=7))
 
 
 def _near_half(x: float) -> bool:
