@@ -13,6 +13,7 @@ parameters; field names come from the whitelist in scoring.engine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from scoring.engine import (
@@ -120,33 +121,44 @@ SCALABLE = (
 CARRIABLE = SCALABLE + " AND cardinality(s.recent_counts) = %(rules)s"
 
 
-def _trend(criteria: Criteria, params: dict[str, Any], recent: str, prior: str) -> str:
-    """Rising, cooling or steady: the rules' undecayed points over the last 14 days against the 14 before, from
-    the per-rule event counts in the arrays ``recent`` and ``prior``."""
+@dataclass(frozen=True)
+class _PerContact:
+    """What a row ``t`` of contact fields and trend counts (recent_counts, prior_counts) is scored by: its trend and
+    fit and the fit rules' breakdown entries, over ``lateral``, where each is computed once per row (OFFSET 0:
+    a subquery pulled up would be evaluated again in every expression using it)."""
+
+    lateral: str
+    trend: str
+    fit: str
+    fit_entries: list[str]
+
+
+def _per_contact(criteria: Criteria, params: dict[str, Any]) -> _PerContact:
     for i, rule in enumerate(criteria.behaviour):
         params[f"b{i}_points"] = float(rule.points)
 
-    def points(counts: str) -> str:
-        return " + ".join(f"%(b{i}_points)s::float8 * {counts}[{i + 1}]" for i in range(len(criteria.behaviour)))
+    def points(counts: str) -> str:  # the rules' undecayed points over a window, from their events in it
+        return " + ".join(f"%(b{i}_points)s::float8 * t.{counts}[{i + 1}]" for i in range(len(criteria.behaviour)))
 
-    now, before = f"({points(recent) or '0'})", f"({points(prior) or '0'})"
-    return f"""CASE WHEN {now} - {before} > greatest(2, 0.25 * abs({before})) THEN 'rising'
-             WHEN {before} - {now} > greatest(2, 0.25 * abs({before})) THEN 'cooling' ELSE 'steady' END"""
-
-
-def _fit(criteria: Criteria, params: dict[str, Any]) -> tuple[str, list[str]]:
-    """The fit score of a row ``t`` of contact fields, and the breakdown's entry of each fit rule it matches."""
     matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
         params[f"f{j}_name"] = rule.name
-    fit = " + ".join(f"CASE WHEN {m} THEN %(f{j}_points)s::float8 ELSE 0 END" for j, m in enumerate(matches))
-    entries = [
-        f"CASE WHEN {m} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
-        f"'points', %(f{j}_points)s::float8) END"
-        for j, m in enumerate(matches)
-    ]
-    return f"({fit or '0'})::float8", entries
+    once = [f"{points('recent_counts') or '0'} AS recent", f"{points('prior_counts') or '0'} AS prior"]
+    once += [f"{m} AS fm{j}" for j, m in enumerate(matches)]
+    fit = " + ".join(f"CASE WHEN w.fm{j} THEN %(f{j}_points)s::float8 ELSE 0 END" for j in range(len(matches)))
+    return _PerContact(
+        lateral=f"CROSS JOIN LATERAL (SELECT {', '.join(once)} OFFSET 0) w",
+        # Rising, cooling or steady: the last 14 days against the 14 before.
+        trend="""CASE WHEN w.recent - w.prior > greatest(2, 0.25 * abs(w.prior)) THEN 'rising'
+             WHEN w.prior - w.recent > greatest(2, 0.25 * abs(w.prior)) THEN 'cooling' ELSE 'steady' END""",
+        fit=f"({fit or '0'})::float8",
+        fit_entries=[
+            f"CASE WHEN w.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
+            f"'points', %(f{j}_points)s::float8) END"
+            for j in range(len(matches))
+        ],
+    )
 
 
 def _jsonb_list(entries: list[str]) -> str:
@@ -284,8 +296,7 @@ def statement(
             f"count(*) FILTER (WHERE m{i} AND {PRIOR}) AS p{i}",
         ]
     any_match = " OR ".join(f"m{i}" for i in range(len(behaviour))) or "false"
-    fit, fit_entries = _fit(criteria, params)
-    trend = _trend(criteria, params, "t.recent_counts", "t.prior_counts")
+    each = _per_contact(criteria, params)
     manual_entry = (
         "CASE WHEN ev.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
         f"'events', ev.manual_n, 'points', {cents('ev.manual')}) END"
@@ -356,9 +367,9 @@ counted AS (
 f AS (
     SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, 1.0::float8 AS factor,
         %(now)s::timestamptz AS facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts, t.prior_counts,
-        t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {trend} AS trend, {fit} AS fit,
-        {f"t.manual_entry || {_jsonb_list(fit_entries)}" if write else "NULL::jsonb"} AS tail
-    FROM counted t
+        t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend, {each.fit} AS fit,
+        {f"t.manual_entry || {_jsonb_list(each.fit_entries)}" if write else "NULL::jsonb"} AS tail
+    FROM counted t {each.lateral}
 ),{_scored(criteria, params, breakdown=write)}"""
     return sql + (_upsert(keep, history) if write else "") + f"\n{RETURNED}", params
 
@@ -385,8 +396,7 @@ def carried(criteria: Criteria, *, write: bool = True) -> tuple[str, dict[str, A
     events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, with
     those ids after them (the rest of their row NULL)."""
     params = _base_params(criteria)
-    fit, fit_entries = _fit(criteria, params)
-    trend = _trend(criteria, params, "t.recent_counts", "t.prior_counts")
+    each = _per_contact(criteria, params)
     kept = """jsonb_path_query_array(t.old_breakdown, '$[*] ? (@.kind == "manual")')"""
     sql = f"""
 WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no estimate of it misleads their plan
@@ -402,9 +412,9 @@ WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no e
 f AS (
     SELECT t.id, t.stage, t.stage_held, NULL::int AS old_score, t.last_event_at,
         {_decay("t.facts_at", criteria)} AS factor, t.facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts,
-        t.prior_counts, t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {trend} AS trend, {fit} AS fit,
-        {f"{kept} || {_jsonb_list(fit_entries)}" if write else "NULL::jsonb"} AS tail
-    FROM target t WHERE t.carries
+        t.prior_counts, t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend,
+        {each.fit} AS fit, {f"{kept} || {_jsonb_list(each.fit_entries)}" if write else "NULL::jsonb"} AS tail
+    FROM target t {each.lateral} WHERE t.carries
 ),{_scored(criteria, params, breakdown=write)}"""
     rest = "SELECT t.id FROM target t WHERE NOT t.carries"
     if write:
