@@ -282,6 +282,7 @@ def _store(source, now, events, links, anonymous, *, contact, bucket) -> Recorde
             )
             cursor.execute(statement, parameters)
             accepted, attached, contact_ids, xid = cursor.fetchone()
+            contact_ids = contact_ids or []  # array_agg of no rows
             if opt_outs:
                 cursor.execute(
                     "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
@@ -289,10 +290,10 @@ def _store(source, now, events, links, anonymous, *, contact, bucket) -> Recorde
                     [list(opt_outs), list(opt_outs.values())],
                 )
             # Before the commit: a refused request rolls back; the rescore task waits for this transaction.
-            wait = nudge(contact_ids or [], xid=xid, bucket=bucket)[0]
+            wait = nudge(contact_ids, xid=xid, bucket=bucket)[0]
             if wait > 0:
                 raise ratelimit.refusal(source, wait)
-        return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])
+        return Recorded(accepted, len(events) - accepted, attached, contact_ids)
 
     return retrying(once)
 

@@ -457,14 +457,11 @@ def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime,
             found = cursor.fetchall()  # a row whose stage is NULL: a contact whose facts do not carry
             rows, rest = [r for r in found if r[1] is not None], [r[0] for r in found if r[1] is None]
             carried = len(rows)
-    if not carried:  # none carried (their facts predate the trend's counts): one pass over the range's events
-        text, params = _statement(criteria, True, keep=True, history=False, write=write)
-        cursor.execute(text, params | bounds)
-    elif rest:
-        text, params = _statement(criteria, False, keep=True, history=False, write=write)
-        cursor.execute(text, params | {"ids": rest, "now": now})
-    else:
+    if carried and not rest:
         return rows
+    by_range = not carried  # none carried (their facts predate the trend's counts): one pass over the range's events
+    text, params = _statement(criteria, by_range, keep=True, history=False, write=write)
+    cursor.execute(text, params | (bounds if by_range else {"ids": rest, "now": now}))
     return rows + cursor.fetchall()
 
 

@@ -416,14 +416,14 @@ f AS (
         {each.fit} AS fit, {f"{kept} || {_jsonb_list(each.fit_entries)}" if write else "NULL::jsonb"} AS tail
     FROM target t {each.lateral} WHERE t.carries
 ),{_scored(criteria, params, breakdown=write)}"""
-    rest = "SELECT t.id FROM target t WHERE NOT t.carries"
     if write:
-        counted = "SELECT coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE NOT t.carries), '{}'),"
-        return sql + _upsert(
-            keep=True, history=False
-        ) + f"\n{counted} count(*) FILTER (WHERE t.carries) FROM target t", params
-    nothing = "NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool"
-    return sql + f"\n{RETURNED}\nUNION ALL\n{rest.replace('t.id FROM', f't.id, {nothing} FROM')}", params
+        rest = (
+            "SELECT coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE NOT t.carries), '{}'),"
+            " count(*) FILTER (WHERE t.carries) FROM target t"
+        )
+        return sql + _upsert(keep=True, history=False) + f"\n{rest}", params
+    rest = "SELECT t.id, NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool FROM target t"
+    return sql + f"\n{RETURNED}\nUNION ALL\n{rest} WHERE NOT t.carries", params
 
 
 def reusable(facts: Criteria, criteria: Criteria) -> bool:
