@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F, FilteredRelation, JSONField, Q, Subquery, Value
+from django.db.models import F, FilteredRelation, Func, JSONField, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Lower, Now, Upper
 
 
@@ -45,6 +45,45 @@ def live_number() -> Subquery:
     return Subquery(ScoreVersion.objects.values("live")[:1])
 
 
+class Breakdown(Func):
+    """Why a score is what it is, as stored facts of it read with its version's legend (``ScoreLegend``):
+    [{"rule", "kind", "events", "points"}], each behaviour rule with events (in rule order), the manual
+    adjustments, each fit rule matched. It adds up to the score: the points are the shares it was summed from.
+    ``Breakdown("live__")`` reads the score joined as ``live``."""
+
+    output_field = JSONField()
+    FACTS = ("version", "counts", "shares", "manual", "manual_n", "fits")
+    SQL = """(SELECT coalesce(jsonb_agg(x.entry ORDER BY x.n), '[]'::jsonb) FROM
+        (SELECT {version} AS version, {counts} AS counts, {shares} AS shares, {manual} AS manual,
+            {manual_n} AS manual_n, {fits} AS fits) s
+        CROSS JOIN crm_scorelegend l
+        CROSS JOIN LATERAL (
+            SELECT i AS n, jsonb_build_object('rule', l.behaviour[i], 'kind', 'behaviour', 'events', s.counts[i],
+                'points', s.shares[i]) AS entry
+            FROM generate_subscripts(s.counts, 1) i WHERE s.counts[i] > 0
+            UNION ALL
+            SELECT 100000, jsonb_build_object('rule', l.manual, 'kind', 'manual', 'events', s.manual_n,
+                'points', floor(s.manual * 100 + 0.5) / 100)
+            WHERE s.manual_n > 0
+            UNION ALL
+            SELECT 200000 + j, jsonb_build_object('rule', l.fit[j], 'kind', 'fit', 'events', NULL,
+                'points', l.fit_points[j])
+            FROM generate_subscripts(l.fit, 1) j WHERE s.fits[j]
+        ) x
+        WHERE l.version = s.version)"""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(*(F(prefix + name) for name in self.FACTS))
+
+    def as_sql(self, compiler, connection, **extra):
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        return self.SQL.format(**dict(zip(self.FACTS, parts, strict=True))), params
+
+
 class ContactQuerySet(models.QuerySet):
     def scored(self) -> ContactQuerySet:
         """The contacts with their live score's fields (``Score.READ``), named as they read (a contact not scored
@@ -56,7 +95,7 @@ class ContactQuerySet(models.QuerySet):
             engagement_score=Coalesce(F("live__engagement_score"), 0.0),
             grade=Coalesce(F("live__grade"), Value(Grade.C)),
             trend=Coalesce(F("live__trend"), Value(Trend.STEADY)),
-            breakdown=Coalesce(F("live__breakdown"), Value([], JSONField())),
+            breakdown=Breakdown("live__"),
             last_activity_at=F("live__last_activity_at"),
             scored_at=F("live__scored_at"),
             criteria_version=F("live__version"),
@@ -178,8 +217,9 @@ class Score(models.Model):
     Every contact has one from its creation (a trigger writes a zero placeholder under the live version, so a new
     contact is listed before its first score). Readers see the live version's rows (``ScoreVersion``); while a
     newly published version is being computed its rows stand beside the live ones, and one update of
-    ``ScoreVersion`` switches every reader at once. The facts
-    after ``breakdown`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
+    ``ScoreVersion`` switches every reader at once. Its breakdown is not stored but read (``Breakdown``): from the
+    shares, counts, manual points and fit matches under the names of its version's ``ScoreLegend``. The facts
+    after ``fits`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
     per behaviour rule the decayed sum as of ``facts_at`` (all events, and since the last rejection), and when a
     window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry); and the trend's counts,
     with which a newly published version whose rules match the same events is scored without reading them.
@@ -199,8 +239,11 @@ class Score(models.Model):
     intent_at = models.DateTimeField(null=True, help_text="The latest sales-intent form since a rejection")
     grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.C)
     trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STEADY)
-    # Why the score is what it is: [{"rule", "kind", "events", "points"}], written with the score; sums to it.
-    breakdown = models.JSONField(default=list)
+    # Why the score is what it is (``Breakdown``): each behaviour rule's points in cents as of ``scored_at`` (the
+    # score sums them), how many manual adjustments count (``manual``: their points), which fit rules matched.
+    shares = ArrayField(models.FloatField(), default=list)
+    manual_n = models.IntegerField(default=0)
+    fits = ArrayField(models.BooleanField(), default=list)
     last_activity_at = models.DateTimeField(null=True)
     scored_at = models.DateTimeField(null=True, help_text="Empty for a new contact's placeholder: not scored yet")
     facts_at = models.DateTimeField(null=True, help_text="The instant the sums are decayed to (scored from events)")
@@ -217,7 +260,7 @@ class Score(models.Model):
 
     objects = ScoreQuerySet.as_manager()
     # What a contact reads of its score (Contact.objects.scored(), front.leadlist.with_score).
-    READ = ("score", "fit_score", "engagement_score", "grade", "trend", "breakdown", "last_activity_at", "scored_at")
+    READ = ("score", "fit_score", "engagement_score", "grade", "trend", "last_activity_at", "scored_at")
 
     class Meta:
         indexes = [
@@ -229,6 +272,21 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version} score of contact {self.contact_id}: {self.score}"
+
+
+class ScoreLegend(models.Model):
+    """What a criteria version's score facts stand for in its breakdown: the names of its behaviour rules (one per
+    share and count, in order), of its fit rules and their points (one per fit match), and of manual adjustments.
+    Written by scoring with the version's first scores; never changed (a published version's rules are fixed)."""
+
+    version = models.PositiveIntegerField(primary_key=True)
+    behaviour = ArrayField(models.TextField())
+    fit = ArrayField(models.TextField())
+    fit_points = ArrayField(models.FloatField())
+    manual = models.TextField()
+
+    def __str__(self) -> str:
+        return f"legend of v{self.version}"
 
 
 class ScoreVersion(models.Model):

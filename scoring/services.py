@@ -431,6 +431,8 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     events (a change of points, caps or fit rules reads no event), else from the events. A score a rescore of
     newer activity wrote meanwhile is kept."""
     source = carried_from(criteria)
+    with connection.cursor() as cursor:  # written here, the passes at once do not queue on each other's legend
+        cursor.execute(sql.LEGEND, sql.legend_params(criteria))
 
     def one(lo: int, hi: int, _n: int) -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):

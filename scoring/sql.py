@@ -124,13 +124,13 @@ CARRIABLE = SCALABLE + " AND cardinality(s.recent_counts) = %(rules)s"
 @dataclass(frozen=True)
 class _PerContact:
     """What a row ``t`` of contact fields and trend counts (recent_counts, prior_counts) is scored by: its trend and
-    fit and the fit rules' breakdown entries, over ``lateral``, where each is computed once per row (OFFSET 0:
+    fit and which fit rules matched (``fits``), over ``lateral``, where each is computed once per row (OFFSET 0:
     a subquery pulled up would be evaluated again in every expression using it)."""
 
     lateral: str
     trend: str
     fit: str
-    fit_entries: list[str]
+    fits: str
 
 
 def _per_contact(criteria: Criteria, params: dict[str, Any]) -> _PerContact:
@@ -143,7 +143,6 @@ def _per_contact(criteria: Criteria, params: dict[str, Any]) -> _PerContact:
     matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
-        params[f"f{j}_name"] = rule.name
     once = [f"{points('recent_counts') or '0'} AS recent", f"{points('prior_counts') or '0'} AS prior"]
     once += [f"{m} AS fm{j}" for j, m in enumerate(matches)]
     fit = " + ".join(f"CASE WHEN w.fm{j} THEN %(f{j}_points)s::float8 ELSE 0 END" for j in range(len(matches)))
@@ -153,16 +152,8 @@ def _per_contact(criteria: Criteria, params: dict[str, Any]) -> _PerContact:
         trend="""CASE WHEN w.recent - w.prior > greatest(2, 0.25 * abs(w.prior)) THEN 'rising'
              WHEN w.prior - w.recent > greatest(2, 0.25 * abs(w.prior)) THEN 'cooling' ELSE 'steady' END""",
         fit=f"({fit or '0'})::float8",
-        fit_entries=[
-            f"CASE WHEN w.fm{j} THEN jsonb_build_object('rule', %(f{j}_name)s::text, 'kind', 'fit', 'events', NULL, "
-            f"'points', %(f{j}_points)s::float8) END"
-            for j in range(len(matches))
-        ],
+        fits=_array([f"w.fm{j}" for j in range(len(matches))], "bool"),
     )
-
-
-def _jsonb_list(entries: list[str]) -> str:
-    return f"to_jsonb(array_remove(ARRAY[{', '.join(entries) or 'NULL::jsonb'}]::jsonb[], NULL))"
 
 
 def _decay(since: str, criteria: Criteria) -> str:
@@ -176,20 +167,27 @@ def _array(items: list[str], kind: str) -> str:
     return f"ARRAY[{', '.join(items)}]::{kind}[]" if items else f"'{{}}'::{kind}[]"
 
 
-def _base_params(criteria: Criteria) -> dict[str, Any]:
-    params: dict[str, Any] = {
+def legend_params(criteria: Criteria) -> dict[str, Any]:
+    """The parameters of LEGEND."""
+    return {
         "version": criteria.version,
+        "manual_rule": ADJUSTMENT_RULE,
+        "legend_behaviour": [rule.name for rule in criteria.behaviour],
+        "legend_fit": [rule.name for rule in criteria.fit],
+        "legend_fit_points": [float(rule.points) for rule in criteria.fit],
+    }
+
+
+def _base_params(criteria: Criteria) -> dict[str, Any]:
+    params: dict[str, Any] = legend_params(criteria) | {
         "half_life": float(criteria.half_life_days),
         "intent_days": criteria.intent_days,
         "intent_kinds": list(INTENT_KINDS),
-        "manual_rule": ADJUSTMENT_RULE,
         "grade_a": criteria.grade_a,
         "grade_b": criteria.grade_b,
         "grade_c": criteria.grade_c,
         "rules": len(criteria.behaviour),
     }
-    for i, rule in enumerate(criteria.behaviour):
-        params[f"b{i}_name"] = rule.name
     return params
 
 
@@ -213,19 +211,12 @@ def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
     )
 
 
-def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f", *, breakdown: bool = True) -> str:
-    """CTEs ``shared`` and ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, counts, manual,
-    manual_fresh, fit, tail: the breakdown's manual and fit entries, factor: the decay since the sums); without
-    ``breakdown`` (nothing written) its JSON is not built."""
+def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> str:
+    """CTEs ``shared`` and ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, manual,
+    manual_fresh, fit, intent_at, factor: the decay since the sums), with each rule's share (``shares``)."""
     n = len(criteria.behaviour)
     shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
     columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
-    entries = [
-        f"CASE WHEN f.counts[{i + 1}] > 0 THEN jsonb_build_object('rule', %(b{i}_name)s::text, 'kind', "
-        f"'behaviour', 'events', f.counts[{i + 1}], 'points', f.sh{i}) END"
-        for i in range(n)
-    ]
-    built = f"{_jsonb_list(entries)} || f.tail"
     return f"""
 shared AS MATERIALIZED (  -- each share once: inlined, every use below would compute it again
     SELECT f.*, {", ".join(columns) or "0 AS sh"}
@@ -238,7 +229,7 @@ computed AS MATERIALIZED (
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
-        {built if breakdown else "NULL::jsonb"} AS breakdown
+        {_array([f"f.sh{i}" for i in range(n)], "float8")} AS shares
     FROM shared f
 ),
 scored AS (
@@ -247,18 +238,25 @@ scored AS (
 
 
 COLUMNS = (
-    "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, breakdown, last_activity_at, "
-    "scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at, recent_counts, prior_counts"
+    "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, shares, manual_n, fits, "
+    "last_activity_at, scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at, "
+    "recent_counts, prior_counts"
 )
-UPSERT = """,
+# The names a version's breakdown reads its facts by (crm.models.ScoreLegend), written with its first scores.
+LEGEND = """INSERT INTO crm_scorelegend (version, behaviour, fit, fit_points, manual)
+    VALUES (%(version)s, %(legend_behaviour)s::text[], %(legend_fit)s::text[], %(legend_fit_points)s::float8[],
+        %(manual_rule)s)
+    ON CONFLICT (version) DO NOTHING"""
+UPSERT = f""",
+legend AS ({LEGEND}),
 written AS (
-    INSERT INTO crm_score AS s (version, contact_id, {columns})
+    INSERT INTO crm_score AS s (version, contact_id, {{columns}})
     SELECT %(version)s, x.id, x.score, x.fit, x.engagement, x.promotion_score, x.intent_at, x.grade, x.trend,
-        x.breakdown, x.last_event_at, %(now)s, x.facts_at, x.sums, x.fresh_sums, x.counts, x.manual, x.manual_fresh,
-        x.recompute_at, x.recent_counts, x.prior_counts
+        x.shares, x.manual_n, x.fits, x.last_event_at, %(now)s, x.facts_at, x.sums, x.fresh_sums, x.counts, x.manual,
+        x.manual_fresh, x.recompute_at, x.recent_counts, x.prior_counts
     FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
-    ON CONFLICT (version, contact_id) {conflict}
-){history}"""
+    ON CONFLICT (version, contact_id) {{conflict}}
+){{history}}"""
 # A score-history row where the rounded score moved, from a CTE ``{source}`` (id, score, fit, engagement, stage,
 # old_score).
 HISTORY = """,
@@ -297,10 +295,6 @@ def statement(
         ]
     any_match = " OR ".join(f"m{i}" for i in range(len(behaviour))) or "false"
     each = _per_contact(criteria, params)
-    manual_entry = (
-        "CASE WHEN ev.manual_n > 0 THEN jsonb_build_object('rule', %(manual_rule)s::text, 'kind', 'manual', "
-        f"'events', ev.manual_n, 'points', {cents('ev.manual')}) END"
-    )
     target = "c.id BETWEEN %(lo)s AND %(hi)s" if by_range else "c.id = ANY(%(ids)s)"
     # The same bound on the events, so the planner reads just these contacts' events by index.
     event_target = target.replace("c.id", "e.contact_id")
@@ -360,17 +354,16 @@ counted AS (
         coalesce(ev.manual_fresh, 0) AS manual_fresh,
         {_array([f"coalesce(ev.s{i}, 0)" for i in range(len(behaviour))], "float8")} AS sums,
         {_array([f"coalesce(ev.f{i}, 0)" for i in range(len(behaviour))], "float8")} AS fresh_sums,
-        {", ".join(f"{array} AS {name}" for name, array in counts.items())},
-        {_jsonb_list([manual_entry]) if write else "NULL::jsonb"} AS manual_entry
+        {", ".join(f"{array} AS {name}" for name, array in counts.items())}
     FROM target t LEFT JOIN ev ON ev.contact_id = t.id
 ),
 f AS (
     SELECT t.id, t.stage, t.stage_held, t.old_score, t.last_event_at, 1.0::float8 AS factor,
         %(now)s::timestamptz AS facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts, t.prior_counts,
-        t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend, {each.fit} AS fit,
-        {f"t.manual_entry || {_jsonb_list(each.fit_entries)}" if write else "NULL::jsonb"} AS tail
+        t.manual, t.manual_n, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend, {each.fit} AS fit,
+        {each.fits} AS fits
     FROM counted t {each.lateral}
-),{_scored(criteria, params, breakdown=write)}"""
+),{_scored(criteria, params)}"""
     return sql + (_upsert(keep, history) if write else "") + f"\n{RETURNED}", params
 
 
@@ -397,13 +390,12 @@ def carried(criteria: Criteria, *, write: bool = True) -> tuple[str, dict[str, A
     those ids after them (the rest of their row NULL)."""
     params = _base_params(criteria)
     each = _per_contact(criteria, params)
-    kept = """jsonb_path_query_array(t.old_breakdown, '$[*] ? (@.kind == "manual")')"""
     sql = f"""
 WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no estimate of it misleads their plan
     SELECT c.id, c.email, c.stage, c.stage_held, c.profile, {", ".join(f"c.{name}" for name in CONTACT_FIELDS)},
         co.size AS company_size, co.industry, s.last_activity_at AS last_event_at, s.facts_at, s.sums, s.fresh_sums,
-        s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_fresh, s.intent_at, s.recompute_at,
-        s.breakdown AS old_breakdown, coalesce({CARRIABLE}, false) AS carries
+        s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_n, s.manual_fresh, s.intent_at, s.recompute_at,
+        coalesce({CARRIABLE}, false) AS carries
     FROM crm_contact c
     LEFT JOIN crm_company co ON co.id = c.company_id
     LEFT JOIN crm_score s ON s.version = %(source)s AND s.contact_id = c.id
@@ -412,10 +404,10 @@ WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no e
 f AS (
     SELECT t.id, t.stage, t.stage_held, NULL::int AS old_score, t.last_event_at,
         {_decay("t.facts_at", criteria)} AS factor, t.facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts,
-        t.prior_counts, t.manual, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend,
-        {each.fit} AS fit, {f"{kept} || {_jsonb_list(each.fit_entries)}" if write else "NULL::jsonb"} AS tail
+        t.prior_counts, t.manual, t.manual_n, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend,
+        {each.fit} AS fit, {each.fits} AS fits
     FROM target t {each.lateral} WHERE t.carries
-),{_scored(criteria, params, breakdown=write)}"""
+),{_scored(criteria, params)}"""
     if write:
         rest = (
             "SELECT coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE NOT t.carries), '{}'),"
@@ -439,7 +431,7 @@ def reusable(facts: Criteria, criteria: Criteria) -> bool:
 def rescale(criteria: Criteria) -> tuple[str, dict[str, Any]]:
     """SQL and parameters (add ``now``, ``lo`` and ``hi``) that bring the version's scores of contacts lo..hi to
     ``now`` without reading events: each stored sum decays by 0.5^((now − facts_at) / half-life). Only a score or
-    promotion score that moved is written (with its engagement and breakdown as of now, so the breakdown still
+    promotion score that moved is written (with its engagement and shares as of now, so the breakdown still
     adds up to it); the sums stay as they are, decayed to ``facts_at``. Contacts whose facts do not scale
     (``recompute_at`` passed, stored under other rules, never scored) are left to a rescore from events.
     Returns (id, stage, score, promotion_score, intent, grade, stage_held) of the contacts written."""
@@ -447,8 +439,7 @@ def rescale(criteria: Criteria) -> tuple[str, dict[str, Any]]:
     sql = f"""
 WITH f AS MATERIALIZED (
     SELECT s.contact_id AS id, s.facts_at, s.score AS old_score, s.promotion_score AS old_promotion, s.sums,
-        s.fresh_sums, s.counts, s.manual, s.manual_fresh, s.fit_score AS fit, s.trend, s.intent_at,
-        s.breakdown AS old_breakdown,
+        s.fresh_sums, s.manual, s.manual_fresh, s.fit_score AS fit, s.trend, s.intent_at,
         {_decay("s.facts_at", criteria)} AS factor
     FROM crm_score s
     WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND {SCALABLE}
@@ -456,13 +447,10 @@ WITH f AS MATERIALIZED (
 moved AS MATERIALIZED (  -- the score alone first: most contacts' rounded scores do not move in an hour
     SELECT f.*, t.new_score, t.new_promotion FROM f, LATERAL (SELECT {_totals(criteria, params)}) t
     WHERE (t.new_score, t.new_promotion) IS DISTINCT FROM (f.old_score, f.old_promotion)
-),
-g AS (
-    SELECT m.*, jsonb_path_query_array(m.old_breakdown, '$[*] ? (@.kind != "behaviour")') AS tail FROM moved m
-),{_scored(criteria, params, source="g")},
+),{_scored(criteria, params, source="moved")},
 updated AS (
     UPDATE crm_score s SET score = x.score, engagement_score = x.engagement, promotion_score = x.promotion_score,
-        breakdown = x.breakdown, scored_at = %(now)s
+        shares = x.shares, scored_at = %(now)s
     FROM scored x
     -- Rescored from events meanwhile (newer facts): that score stands.
     WHERE s.version = %(version)s AND s.contact_id = x.id AND s.facts_at = x.facts_at

@@ -62,6 +62,7 @@ REFERENCE_DATA = (
     ("leads.migrations.0002_default_forms", "create_forms"),
     ("scoring.migrations.0002_default_criteria", "create_version_1"),
     ("scoring.migrations.0006_live_scores", "live_is_active"),
+    ("crm.migrations.0016_breakdown_read_from_facts", "write_legends"),
 )
 
 

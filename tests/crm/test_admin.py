@@ -29,7 +29,6 @@ def change_form(contact: Contact, **changes) -> dict:
         "owner": "",
         "recycled_at_0": "",
         "recycled_at_1": "",
-        "breakdown": "[]",
         "stage_changes-TOTAL_FORMS": "0",
         "stage_changes-INITIAL_FORMS": "0",
     }

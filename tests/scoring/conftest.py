@@ -14,7 +14,8 @@ from tests.conftest import database_url
 from tests.leads.conftest import ingest_key, send, website  # noqa: F401  (fixtures shared with ingest tests)
 from tests.scores import reloaded
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# The suite's "now": this minute's start, so a worker scoring at the real now sees these events (nearly) undecayed.
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 _ids = itertools.count()
 
 
