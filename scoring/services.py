@@ -519,8 +519,8 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """Readers see the run's version from now on, all at once: one update of the live version, with a
-    score-history row for every contact whose score it moves."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    score-history row for every contact whose score it moves (its joins of every score in memory: ``heavy``)."""
+    with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
         live = ScoreVersion.objects.select_for_update().get()
         cursor.execute(
             "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
@@ -538,7 +538,8 @@ def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
 
 def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """After the switch: apply the stage rules under the live version (only contacts a rule might move are
-    read) and drop the scores of other versions, range by range."""
+    read) and drop the scores of the versions before it, range by range (a newer version published meanwhile
+    keeps what its rescores wrote)."""
     candidates = """
         SELECT s.contact_id, c.stage, s.score, s.promotion_score,
             coalesce(%(now)s - s.intent_at <= make_interval(days => %(intent_days)s), false), s.grade, c.stage_held
@@ -553,16 +554,21 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         "low": min(criteria.mql_threshold, criteria.sql_threshold),
         "demote": criteria.mql_threshold - criteria.hysteresis,
     }
+    with connection.cursor() as cursor:  # the versions before it that have scores (each has its legend)
+        cursor.execute("SELECT array_agg(version) FROM crm_scorelegend WHERE version < %s", [criteria.version])
+        params["before"] = cursor.fetchone()[0] or []
     for lo, hi, _ in chunks(run.last_contact_id, SETTLE_CHUNK):
 
         def once(lo: int = lo, hi: int = hi) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
+                # A chunk's few thousand rows: parallel workers would take longer to start than the query runs.
+                cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
                 cursor.execute(candidates, params | {"lo": lo, "hi": hi})
                 _move(criteria, cursor.fetchall(), now)
+                # Each version's range by the primary key (a version range would walk every older version's rows).
                 cursor.execute(
-                    "DELETE FROM crm_score WHERE (version < %(v)s OR version > %(v)s) AND contact_id BETWEEN %(lo)s"
-                    " AND %(hi)s",
-                    {"v": criteria.version, "lo": lo, "hi": hi},
+                    "DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s",
+                    params | {"lo": lo, "hi": hi},
                 )
                 _stamp(run, hi, run.total)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -224,6 +225,25 @@ def test_computing_a_new_version_keeps_a_score_a_rescore_of_newer_activity_wrote
     services._compute(run, services.active_criteria(), NOW)  # a pass that read the events before that rescore
 
     assert Score.objects.get(version=2, contact=contact).scored_at == newer
+
+
+def test_a_switched_version_drops_the_scores_before_it_and_keeps_a_newer_versions(
+    admin_ada, source, contact, monkeypatch
+):
+    """After v2's switch its run drops v1's scores; the scores a v3 published meanwhile has had written (its rescores
+    write it as it is computed) stay, for v3's own run."""
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 2, NOW)
+    services.rescore(contact_ids=[contact.pk], now=NOW)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    v2 = services.active_criteria()
+    services._compute(run, v2, NOW)
+    services._switch(run, v2, NOW)
+    services.rescore(contact_ids=[contact.pk], criteria=replace(v2, version=3), now=NOW)  # as v3's rescores would
+
+    services._settle(run, v2, NOW)
+
+    assert sorted(Score.objects.filter(contact=contact).values_list("version", flat=True)) == [2, 3]
 
 
 @pytest.mark.django_db(transaction=True)
