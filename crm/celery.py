@@ -8,10 +8,11 @@ import time
 
 import kombu.exceptions
 import redis
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from celery.utils.threads import bound_open_broker_sockets
 from celery.worker.consumer import Consumer as BaseConsumer
 from celery.worker.consumer.consumer import COLLECT_SOCKET_TIMEOUT
+from django.db import close_old_connections, connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
@@ -43,7 +44,22 @@ class Consumer(BaseConsumer):
 
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes every database connection before and after each task unless told to reuse them (for
+# DB_REUSE_MAX tasks): each small rescore then paid for a new PostgreSQL backend and planned its statement afresh.
+# Connections are kept instead, and looked at before each task (usable_connections).
+app.conf.update(CELERY_DB_REUSE_MAX=1000)
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+def usable_connections(**_kwargs) -> None:
+    """Before each task, a kept connection that no longer answers (PostgreSQL restarted) or has outlived
+    CONN_MAX_AGE is closed: the task opens a new one."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+    close_old_connections()
+
 
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 

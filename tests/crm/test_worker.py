@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import psycopg
 import pytest
+from django.db import connection
 
 from crm.models import Contact
 from crm.tasks import ping
+from tests.conftest import database_url
 
 
 @pytest.mark.django_db(transaction=True)
@@ -13,4 +16,20 @@ def test_a_task_round_trips_through_a_real_worker_and_database(celery_worker):
 
     result = ping.delay().get(timeout=20)
 
-    assert result == {"contacts": 2}
+    assert result["contacts"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_keeps_its_database_connections_and_replaces_one_that_broke(celery_worker):
+    """Tasks reuse the worker's connections (two children: at most two backends for six tasks, where each task
+    used to open its own); once PostgreSQL has dropped them (a restart), the next task opens a new one, it does
+    not fail."""
+    backends = {ping.delay().get(timeout=20)["backend"] for _ in range(6)}
+    assert len(backends) <= 2
+
+    url = database_url(connection.settings_dict).replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(backends)])
+
+    after = {ping.delay().get(timeout=20)["backend"] for _ in range(4)}
+    assert not after & backends
