@@ -46,19 +46,30 @@ app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Celery's Django fixup closes every database connection before and after each task unless told to reuse them (for
 # DB_REUSE_MAX tasks): each small rescore then paid for a new PostgreSQL backend and planned its statement afresh.
-# Connections are kept instead, and looked at before each task (usable_connections).
+# Connections are kept instead, looked at before each task and dropped after one that failed.
 app.conf.update(CELERY_DB_REUSE_MAX=1000)
 app.autodiscover_tasks()
 
 
 @signals.task_prerun.connect
-def usable_connections(**_kwargs) -> None:
+def usable_connections(task, **_kwargs) -> None:
     """Before each task, a kept connection that no longer answers (PostgreSQL restarted) or has outlived
-    CONN_MAX_AGE is closed: the task opens a new one."""
+    CONN_MAX_AGE is closed: the task opens a new one. (A task run inline keeps its caller's.)"""
+    if task.request.is_eager:
+        return
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
             conn.close()
     close_old_connections()
+
+
+@signals.task_postrun.connect
+def no_connection_after_a_failure(task, state, **_kwargs) -> None:
+    """After a task that did not succeed (an error, a time limit, a retry), its connections are closed: a lock or
+    transaction it could not end (a time limit striking in a ``finally``) goes with them."""
+    if state != "SUCCESS" and not task.request.is_eager:
+        for conn in connections.all(initialized_only=True):
+            conn.close()
 
 
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)

@@ -17,19 +17,21 @@ FROM (
                     CASE WHEN s.counts[i] > 0 THEN (o.behaviour -> ((
                         SELECT count(*) FROM generate_subscripts(s.counts, 1) k WHERE k <= i AND s.counts[k] > 0
                     )::int - 1) ->> 'points')::float8 END
-                ELSE (SELECT (e ->> 'points')::float8 FROM jsonb_array_elements(o.behaviour) e
-                      WHERE e ->> 'rule' = l.behaviour[i] LIMIT 1)
+                ELSE (named.entry ->> 'points')::float8
             END, 0)
-            FROM generate_subscripts(l.behaviour, 1) i ORDER BY i)::float8[] AS shares,
+            FROM generate_subscripts(l.behaviour, 1) i LEFT JOIN LATERAL ({NAMED}) named ON true
+            ORDER BY i)::float8[] AS shares,
         CASE WHEN o.positional THEN s.counts ELSE ARRAY(
-            SELECT coalesce((SELECT (e ->> 'events')::int FROM jsonb_array_elements(o.behaviour) e
-                             WHERE e ->> 'rule' = l.behaviour[i] LIMIT 1), 0)
-            FROM generate_subscripts(l.behaviour, 1) i ORDER BY i)::int[] END AS counts,
+            SELECT coalesce((named.entry ->> 'events')::int, 0)
+            FROM generate_subscripts(l.behaviour, 1) i LEFT JOIN LATERAL ({NAMED}) named ON true
+            ORDER BY i)::int[] END AS counts,
         coalesce(o.manual_n, 0) AS manual_n,
         CASE WHEN s.facts_at IS NULL THEN coalesce(o.manual, 0) ELSE s.manual END AS manual,
-        ARRAY(
-            SELECT EXISTS (SELECT FROM jsonb_array_elements(s.breakdown) e WHERE e ->> 'kind' = 'fit'
-                           AND e ->> 'rule' = l.fit[j] AND (e ->> 'points')::float8 = l.fit_points[j])
+        ARRAY(  -- the k-th fit rule of a name and points matched if the breakdown has k entries of them
+            SELECT (SELECT count(*) FROM generate_subscripts(l.fit, 1) k
+                    WHERE k <= j AND l.fit[k] = l.fit[j] AND l.fit_points[k] = l.fit_points[j])
+                <= (SELECT count(*) FROM jsonb_array_elements(s.breakdown) e WHERE e ->> 'kind' = 'fit'
+                    AND e ->> 'rule' = l.fit[j] AND (e ->> 'points')::float8 = l.fit_points[j])
             FROM generate_subscripts(l.fit, 1) j ORDER BY j)::bool[] AS fits
     FROM crm_score s
     JOIN crm_scorelegend l ON l.version = s.version
@@ -44,6 +46,30 @@ FROM (
     WHERE s.breakdown <> '[]'
 ) m
 WHERE s.version = m.version AND s.contact_id = m.contact_id
+""".replace(
+    # Rule i's entry by name: the k-th entry of its name for the k-th rule of that name.
+    "{NAMED}",
+    """SELECT x.entry FROM jsonb_array_elements(o.behaviour) WITH ORDINALITY x(entry, n)
+        WHERE x.entry ->> 'rule' = l.behaviour[i] ORDER BY x.n
+        OFFSET (SELECT count(*) FROM generate_subscripts(l.behaviour, 1) k WHERE k < i AND l.behaviour[k] = l.behaviour[i])
+        LIMIT 1""",
+)
+# Back: each breakdown as crm.models.Breakdown reads it (the legends and facts are still there then).
+UNFACTS = """
+UPDATE crm_score s SET breakdown = (SELECT coalesce(jsonb_agg(x.entry ORDER BY x.n), '[]'::jsonb)
+    FROM crm_scorelegend l CROSS JOIN LATERAL (
+        SELECT i AS n, jsonb_build_object('rule', l.behaviour[i], 'kind', 'behaviour', 'events', s.counts[i],
+            'points', s.shares[i]) AS entry
+        FROM generate_subscripts(s.counts, 1) i WHERE s.counts[i] > 0
+        UNION ALL
+        SELECT 100000, jsonb_build_object('rule', l.manual, 'kind', 'manual', 'events', s.manual_n,
+            'points', floor(s.manual * 100 + 0.5) / 100)
+        WHERE s.manual_n > 0
+        UNION ALL
+        SELECT 200000 + j, jsonb_build_object('rule', l.fit[j], 'kind', 'fit', 'events', NULL, 'points', l.fit_points[j])
+        FROM generate_subscripts(l.fit, 1) j WHERE s.fits[j]
+    ) x
+    WHERE l.version = s.version)
 """
 
 
@@ -105,7 +131,7 @@ class Migration(migrations.Migration):
             field=django.contrib.postgres.fields.ArrayField(base_field=models.BooleanField(), default=list, size=None),
         ),
         migrations.RunPython(write_legends, migrations.RunPython.noop),
-        migrations.RunSQL(FACTS, migrations.RunSQL.noop),
+        migrations.RunSQL(FACTS, UNFACTS),
         migrations.RunSQL(
             PLACEHOLDER.format(breakdown="", empty="", facts=", shares, manual_n, fits", no_facts=", '{}', 0, '{}'"),
             PLACEHOLDER.format(breakdown="breakdown, ", empty="'[]', ", facts="", no_facts=""),

@@ -18,8 +18,12 @@ BEFORE = [("crm", "0012_stage_held"), ("scoring", "0005_backtest")]
 def test_every_score_moves_to_the_score_table_under_the_active_version():
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
-    breakdown = [{"rule": "Pricing or product page", "kind": "behaviour", "events": 3, "points": 12.5}]
+    breakdown = [  # two rules of one name (v1's second and third): each its own entry, in rule order
+        {"rule": "Pricing or product page", "kind": "behaviour", "events": 3, "points": 12.5},
+        {"rule": "Pricing or product page", "kind": "behaviour", "events": 2, "points": 1.5},
+    ]
     with connection.cursor() as cursor:
+        cursor.execute("UPDATE scoring_behaviourrule SET name = 'Pricing or product page' WHERE name = 'Email open'")
         cursor.execute(
             "INSERT INTO crm_contact (email, score, fit_score, engagement_score, grade, trend, breakdown,"
             " last_activity_at, scored_at, criteria_version)"
@@ -57,8 +61,12 @@ def test_every_stored_breakdown_reads_the_same_once_it_is_read_from_the_facts():
         cursor.execute(
             "UPDATE scoring_behaviourrule SET name = %s WHERE version_id = %s AND name = %s", [names[0], v1, names[2]]
         )  # the first and the third now share a name
-        cursor.execute("SELECT name, points FROM scoring_fitrule WHERE version_id = %s ORDER BY position, id", [v1])
-        fits = cursor.fetchall()
+        cursor.execute("SELECT id, name, points FROM scoring_fitrule WHERE version_id = %s ORDER BY position, id", [v1])
+        ids, *fits = zip(*cursor.fetchall(), strict=True)
+        fits = list(zip(*fits, strict=True))
+        cursor.execute(  # the second and the fourth fit rule now share a name and points; one of them matched
+            "UPDATE scoring_fitrule SET name = %s, points = %s WHERE id = %s", [*fits[1], ids[3]]
+        )
         counts = [0] * len(names)
         counts[0], counts[2] = 2, 5
         breakdown = [
@@ -81,3 +89,14 @@ def test_every_stored_breakdown_reads_the_same_once_it_is_read_from_the_facts():
     moved = Score.objects.get(contact__email="m@example.com")
     assert (moved.counts, moved.manual_n) == (counts, 1)
     assert moved.fits == [j == 1 for j in range(len(fits))]
+
+    executor = MigrationExecutor(connection)  # and back: the same breakdown stored again
+    executor.migrate([("crm", "0015_score_trend_counts")])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.email, s.breakdown FROM crm_score s JOIN crm_contact c ON c.id = s.contact_id")
+        assert {email: json.loads(stored) for email, stored in cursor.fetchall()} == {
+            "m@example.com": breakdown,
+            "z@example.com": [],
+        }
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -4,9 +4,10 @@ import psycopg
 import pytest
 from django.db import connection
 
+from crm.celery import app
 from crm.models import Contact
 from crm.tasks import ping
-from tests.conftest import database_url
+from tests.conftest import database_url, running_worker
 
 
 @pytest.mark.django_db(transaction=True)
@@ -33,3 +34,16 @@ def test_the_worker_keeps_its_database_connections_and_replaces_one_that_broke(c
 
     after = {ping.delay().get(timeout=20)["backend"] for _ in range(4)}
     assert not after & backends
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_failed_leaves_no_connection_for_the_next():
+    """A worker of one child keeps its connection from task to task, and drops it after a task that failed (what
+    that task left open, a lock or a transaction, goes with it)."""
+    with running_worker(concurrency=1, queue="solo"):
+        first = ping.apply_async(queue="solo").get(timeout=20)["backend"]
+        assert ping.apply_async(queue="solo").get(timeout=20)["backend"] == first
+
+        app.send_task("scoring.tasks.full_rescore", args=[-1], queue="solo")  # fails: there is no run -1
+
+        assert ping.apply_async(queue="solo").get(timeout=20)["backend"] != first
