@@ -54,7 +54,8 @@ WHERE s.version = m.version AND s.contact_id = m.contact_id
         OFFSET (SELECT count(*) FROM generate_subscripts(l.behaviour, 1) k WHERE k < i AND l.behaviour[k] = l.behaviour[i])
         LIMIT 1""",
 )
-# Back: each breakdown as crm.models.Breakdown reads it (the legends and facts are still there then).
+# Back: each breakdown as crm.models.Breakdown reads it (the legends and facts are still there then); a copy of its SQL
+# as of this migration, which must not change with the model's code.
 UNFACTS = """
 UPDATE crm_score s SET breakdown = (SELECT coalesce(jsonb_agg(x.entry ORDER BY x.n), '[]'::jsonb)
     FROM crm_scorelegend l CROSS JOIN LATERAL (
