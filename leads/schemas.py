@@ -62,12 +62,12 @@ def check_timestamp(value: Any) -> datetime:
         raise _problem("is not a real date and time") from None
     if abs(moment.utcoffset()) > MAX_OFFSET:
         raise _problem("must have an offset between -14:00 and +14:00")
-    moment = moment.astimezone(UTC)
+    # Compared before converting: year 1 at +01:00 (or 9999 at -01:00) has no UTC date to convert to.
     if moment < EARLIEST:
         raise _problem("must not be before 1970")
     if moment > timezone.now() + MAX_FUTURE:
         raise _problem("must not be more than 5 minutes in the future")
-    return moment
+    return moment.astimezone(UTC)
 
 
 def check_properties(value: dict[str, Any]) -> dict[str, Any]:

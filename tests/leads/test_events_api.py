@@ -99,6 +99,15 @@ def test_occurred_at_defaults_to_receipt_and_keeps_the_offset_given(send):
             {"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "0413-01-25T22:56:15Z"},
             "occurred_at",
         ),
+        # the ends of the calendar, where converting to UTC leaves it
+        (
+            {"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "0001-01-01T00:00:03+01:00"},
+            "occurred_at",
+        ),
+        (
+            {"id": "1", "type": "page_view", "email": "a@example.com", "occurred_at": "9999-12-31T23:59:59-01:00"},
+            "occurred_at",
+        ),
         ({"id": "1", "type": "page_view", "email": "a@example.com", "properties": []}, "properties"),
         ({"id": "1", "type": "form_submit", "email": "a@example.com", "properties": {}}, "properties.form"),
         (
