@@ -318,12 +318,27 @@ def page(data: dict[str, Any], *, user) -> Page:
     return _walk(found, data, sort, after, total=(expected, False))
 
 
+# What a row of the list shows: a score's rule-by-rule facts (arrays) are most of its width, and none is shown.
+ROW_FIELDS = (
+    "version",
+    "contact_id",
+    *Score.READ,
+    *(f"contact__{name}" for name in ("email", "first_name", "last_name", "stage", "channel", "created_at")),
+    "contact__company__name",
+    *(f"contact__owner__{name}" for name in ("first_name", "last_name")),
+)
+
+
+def _rows(found: QuerySet[Score]) -> QuerySet[Score]:
+    return found.select_related("contact__company", "contact__owner").only(*ROW_FIELDS)
+
+
 def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None) -> Page:
     """The page of a few matches: sorted whole (MQLs first as a leading key), counted beside the first page (a
     window over the same rows) and after it in a query of its own."""
     _, key, tie = SORTS[sort]
     phase = Case(When(contact__stage=Stage.MQL, then=1), default=0) if len(_phases(data, sort)) > 1 else Value(0)
-    part = found.select_related("contact__company", "contact__owner").annotate(phase=phase)
+    part = _rows(found).annotate(phase=phase)
     if after is None:
         part = part.annotate(matching=Window(Count("*")))
     else:
@@ -337,7 +352,7 @@ def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list |
     """The page of many matches: a keyset walk down the sort's index (for "MQLs first" one of the MQLs, and one
     of the rest where the MQLs run out: together they would walk past every MQL to reach the rest)."""
     _, key, tie = SORTS[sort]
-    found = found.select_related("contact__company", "contact__owner")
+    found = _rows(found)
     rows: list[tuple[int, Score]] = []
     phases = _phases(data, sort)
     for phase in phases:
