@@ -142,8 +142,10 @@ def context(
     note_form: NoteForm | None = None,
     adjust_form: AdjustForm | None = None,
     stage_form: StageForm | None = None,
+    before: int | None = None,
 ) -> dict[str, Any]:
-    """Everything the whole lead page shows, for ``user``'s roles."""
+    """Everything the whole lead page shows, for ``user``'s roles; its timeline from the newest event, or from
+    the one before event ``before`` (the "Older activity" link without htmx)."""
     roles = roles_of(user)
     can_edit = bool(roles & {MARKETING, ADMIN})
     history_points = list(contact.score_history.order_by("-at").values_list("at", "score")[:500])[::-1]
@@ -163,7 +165,7 @@ def context(
         "history": history,
         "entry": entries[0] if entries else None,
         "entries": entries,
-        "events": timeline(contact, before=None),
+        "events": timeline(contact, before=before),
         "chart": chart(
             history_points,
             now=timezone.now(),

@@ -70,8 +70,9 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     profile form (which, without htmx, opens inside the whole page)."""
     contact = _contact(contact_id)
     query = TimelineQuery(request.GET)
-    events = lead_page.timeline(contact, before=query.cleaned_data["before"] if query.is_valid() else None)
+    before = query.cleaned_data["before"] if query.is_valid() else None
     if request.htmx and request.GET.get("part") == "timeline":
+        events = lead_page.timeline(contact, before=before)
         return render(request, "front/contact_detail.html#timeline", {"contact": contact, "events": events})
     can_edit = bool(roles_of(request.user) & EDITORS)
     profile_form = (
@@ -80,7 +81,9 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     if request.htmx and profile_form:
         return render(request, "front/contact_detail.html#profile", {"contact": contact, "profile_form": profile_form})
     return render(
-        request, "front/contact_detail.html", lead_page.context(contact, user=request.user, profile_form=profile_form)
+        request,
+        "front/contact_detail.html",
+        lead_page.context(contact, user=request.user, profile_form=profile_form, before=before),
     )
 
 
