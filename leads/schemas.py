@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -42,7 +43,10 @@ def check_text(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=65_536)
 def check_email(value: str) -> str:
+    """The address as stored (trimmed, lower case). Cached: the same visitors come back, and Django's validator is
+    half of an event's validation (a refused address raises, and is not cached)."""
     value = check_text(value).strip().lower()
     try:
         _email_validator(value)
