@@ -171,32 +171,27 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
     source = carried_from(criteria)
     result, now, done = Preview(), timezone.now(), 0
 
-    def scored(lo: int, hi: int, _n: int) -> tuple[dict, list[tuple]]:
-        """The contacts lo..hi as they are today (stage, grade) and as the version would score them (one
-        snapshot for both)."""
+    def scored(lo: int, hi: int, _n: int) -> list[tuple]:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
-            cursor.execute(
-                "SELECT c.id, c.stage, coalesce(s.grade, 'C') FROM crm_contact c"
-                " LEFT JOIN crm_score s ON s.version = (SELECT live FROM crm_scoreversion) AND s.contact_id = c.id"
-                " WHERE c.id BETWEEN %s AND %s",
-                [lo, hi],
-            )
-            today = {pk: (stage, grade) for pk, stage, grade in cursor.fetchall()}
-            return today, scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=False)
+            return scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=False)
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
         for batch in passes(0, total):
-            for (_, _, n), (today, rows) in zip(batch, at_once(scored, batch), strict=True):
-                for row in rows:
-                    pk, stage, score, _, _, grade, _ = row
-                    move = decided(row, criteria)
+            for (_, _, n), rows in zip(batch, at_once(scored, batch), strict=True):
+                for pk, stage, score, promotion, intent, grade, held, today_grade, many in rows:
+                    # One contact the stage rules might move, or many counted together that stay where they are.
+                    move = (
+                        decided((pk, stage, score, promotion, intent, grade, held), criteria)
+                        if pk is not None
+                        else None
+                    )
                     after = move[0].value if move else stage
-                    result.stages[after] += 1
-                    result.grades[grade] += 1
-                    result.today_stages[today[pk][0]] += 1
-                    result.today_grades[today[pk][1]] += 1
+                    result.stages[after] += many
+                    result.grades[grade] += many
+                    result.today_stages[stage] += many
+                    result.today_grades[today_grade] += many
                     if after != stage:
                         result.moves[(stage, after)] += 1
                         if len(result.samples) < SAMPLES:

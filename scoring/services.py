@@ -125,12 +125,14 @@ def scored_versions() -> tuple[Criteria, Criteria | None]:
 def _statement(
     criteria: Criteria, by_range: bool, keep: bool = False, history: bool = True, write: bool = True
 ) -> tuple[str, dict]:
-    return sql.statement(criteria, by_range=by_range, keep=keep, history=history, write=write)
+    text, params = sql.statement(criteria, by_range=by_range, keep=keep, history=history, write=write)
+    return (text if write else sql.tallied(text)), params
 
 
 @cache
 def _carried(criteria: Criteria, write: bool) -> tuple[str, dict]:
-    return sql.carried(criteria, write=write)
+    text, params = sql.carried(criteria, write=write)
+    return (text if write else sql.tallied(text)), params
 
 
 @cache
@@ -445,11 +447,21 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         cursor.execute("ANALYZE crm_score (version, contact_id, score, promotion_score)")
 
 
+def move_bounds(criteria: Criteria) -> dict[str, float]:
+    """The parameters of ``sql.might_move``."""
+    return {
+        "low": min(criteria.mql_threshold, criteria.sql_threshold),
+        "demote": criteria.mql_threshold - criteria.hysteresis,
+    }
+
+
 def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime, source: int | None, write: bool):
     """Score contacts lo..hi under ``criteria`` (a version not yet live): from version ``source``'s stored facts
     where they carry (``carried_from``), the rest from their events. Writes them (keeping a score already written)
-    or, with ``write=False``, returns the scoring statement's rows."""
+    or, with ``write=False``, returns the rows of the scoring statement as ``sql.tallied`` counts them."""
     bounds, rows, rest, carried = {"lo": lo, "hi": hi, "now": now}, [], [], 0
+    if not write:
+        bounds |= move_bounds(criteria)
     if source is not None:
         text, params = _carried(criteria, write)
         cursor.execute(text, params | bounds | {"source": source})
@@ -463,7 +475,7 @@ def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime,
         return rows
     by_range = not carried  # none carried (their facts predate the trend's counts): one pass over the range's events
     text, params = _statement(criteria, by_range, keep=True, history=False, write=write)
-    cursor.execute(text, params | (bounds if by_range else {"ids": rest, "now": now}))
+    cursor.execute(text, params | (bounds if by_range else bounds | {"ids": rest}))
     return rows + cursor.fetchall()
 
 
@@ -540,20 +552,14 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """After the switch: apply the stage rules under the live version (only contacts a rule might move are
     read) and drop the scores of the versions before it, range by range (a newer version published meanwhile
     keeps what its rescores wrote)."""
-    candidates = """
+    candidates = f"""
         SELECT s.contact_id, c.stage, s.score, s.promotion_score,
             coalesce(%(now)s - s.intent_at <= make_interval(days => %(intent_days)s), false), s.grade, c.stage_held
         FROM crm_score s JOIN crm_contact c ON c.id = s.contact_id
-        WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s AND c.stage IN ('lead', 'mql')
-            AND (s.promotion_score >= %(low)s OR (c.stage = 'mql' AND s.score < %(demote)s))
+        WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s
+            AND {sql.might_move("c.stage", "s.score", "s.promotion_score")}
         ORDER BY s.contact_id"""
-    params = {
-        "now": now,
-        "intent_days": criteria.intent_days,
-        "version": criteria.version,
-        "low": min(criteria.mql_threshold, criteria.sql_threshold),
-        "demote": criteria.mql_threshold - criteria.hysteresis,
-    }
+    params = {"now": now, "intent_days": criteria.intent_days, "version": criteria.version, **move_bounds(criteria)}
     with connection.cursor() as cursor:  # the versions before it that have scores (each has its legend)
         cursor.execute("SELECT array_agg(version) FROM crm_scorelegend WHERE version < %s", [criteria.version])
         params["before"] = cursor.fetchone()[0] or []

@@ -398,7 +398,8 @@ WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no e
         coalesce({CARRIABLE}, false) AS carries
     FROM crm_contact c
     LEFT JOIN crm_company co ON co.id = c.company_id
-    LEFT JOIN crm_score s ON s.version = %(source)s AND s.contact_id = c.id
+    LEFT JOIN crm_score s  -- the range on both sides: the planner carries no range across a join
+        ON s.version = %(source)s AND s.contact_id = c.id AND s.contact_id BETWEEN %(lo)s AND %(hi)s
     WHERE c.id BETWEEN %(lo)s AND %(hi)s
 ),
 f AS (
@@ -416,6 +417,32 @@ f AS (
         return sql + _upsert(keep=True, history=False) + f"\n{rest}", params
     rest = "SELECT t.id, NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool FROM target t"
     return sql + f"\n{RETURNED}\nUNION ALL\n{rest} WHERE NOT t.carries", params
+
+
+def might_move(stage: str, score: str, promotion: str) -> str:
+    """The stage rules' precondition, on the columns named (parameters ``low``: the lower of the MQL and SQL
+    thresholds, ``demote``: the MQL threshold less the hysteresis): no other contact moves (services.decided)."""
+    return f"{stage} IN ('lead', 'mql') AND ({promotion} >= %(low)s OR ({stage} = 'mql' AND {score} < %(demote)s))"
+
+
+def tallied(text: str) -> str:
+    """A read-only scoring statement (``statement`` or ``carried`` with ``write=False``, of contacts ``lo``..
+    ``hi``; add ``low`` and ``demote``) as a preview counts it: one row each, with its live grade after it and 1,
+    for the contacts the stage rules might move and those whose facts do not carry (stage NULL); the rest as
+    (NULL, stage, NULL, NULL, NULL, grade, NULL, live grade, how many): fetching every row of a million took
+    seconds."""
+    return f"""
+WITH r AS ({text}),
+t AS (
+    SELECT r.*, coalesce(l.grade, 'C') AS today_grade,
+        coalesce({might_move("r.stage", "r.score", "r.promotion_score")}, true) AS one
+    FROM r LEFT JOIN crm_score l ON l.version = (SELECT live FROM crm_scoreversion) AND l.contact_id = r.id
+        AND l.contact_id BETWEEN %(lo)s AND %(hi)s
+)
+SELECT id, stage, score, promotion_score, intent, grade, stage_held, today_grade, 1 FROM t WHERE one
+UNION ALL
+SELECT NULL, stage, NULL, NULL, NULL, grade, NULL, today_grade, count(*) FROM t WHERE NOT one
+GROUP BY stage, grade, today_grade"""
 
 
 def reusable(facts: Criteria, criteria: Criteria) -> bool:

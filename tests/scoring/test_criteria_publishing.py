@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from django.utils import timezone
 
+from crm import lifecycle
 from crm.models import Contact, Stage, StageChange
 from leads.models import Event
 from scoring import criteria, services
@@ -108,6 +111,41 @@ def test_a_higher_mql_threshold_moves_contacts_out_and_republishing_moves_them_b
     assert CriteriaVersion.objects.get(status="active").number == 3
     v1, v2, v3 = CriteriaVersion.objects.order_by("number")
     assert criteria.changes(v3, v2) == ["Republished from v1."]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"mql_threshold": 60, "sql_threshold": 80, "grade_c": 1},
+        {"mql_threshold": 50, "half_life_days": 7, "grade_c": 1},
+    ],
+    ids=["from the stored facts", "from the events"],
+)
+def test_the_preview_counts_what_publishing_then_does(mqls, admin_ada, change):
+    """Stages and grades, today and after, for those the stage rules might move (one by one) and those they
+    cannot (counted together: cold leads, a contact in sql)."""
+    for i in range(3):
+        Contact.objects.create(email=f"cold{i}@example.com")
+    lifecycle.move(contact_id=mqls[2].pk, to=Stage.SQL, by=lifecycle.Actor.of(admin_ada), reason="Called us")
+    services.rescore(contact_ids=list(Contact.objects.values_list("pk", flat=True)))
+
+    def now() -> tuple[Counter, Counter]:
+        scored = Contact.objects.scored()
+        return Counter(scored.values_list("stage", flat=True)), Counter(scored.values_list("grade", flat=True))
+
+    today = now()
+    draft = criteria.draft()
+    CriteriaVersion.objects.filter(pk=draft.pk).update(**change)
+    preview = criteria.preview(reloaded(draft))
+    run = criteria.publish(version=reloaded(draft), by=admin_ada)
+    services.run_full_rescore(run_id=run.pk)
+
+    assert (preview.today_stages, preview.today_grades) == today
+    assert (preview.stages, preview.grades) == now()
+    assert preview.moves == Counter(
+        StageChange.objects.filter(by_label="scoring v2").values_list("from_stage", "to_stage")
+    )
+    assert preview.moves and preview.grades != preview.today_grades  # someone moved, and grades changed
 
 
 def test_the_history_says_what_each_version_changed(db, admin_ada):
