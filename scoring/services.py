@@ -582,9 +582,10 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
 
 
 UNSCALABLE = """
-    SELECT c.id FROM crm_contact c LEFT JOIN crm_score s ON s.version = %s AND s.contact_id = c.id
-    WHERE c.id BETWEEN %s AND %s
-        AND (s.facts_at IS NULL OR s.recompute_at <= %s OR cardinality(s.sums) <> %s)
+    SELECT c.id FROM crm_contact c
+    LEFT JOIN crm_score s ON s.version = %(version)s AND s.contact_id = c.id AND s.contact_id BETWEEN %(lo)s AND %(hi)s
+    WHERE c.id BETWEEN %(lo)s AND %(hi)s
+        AND (s.facts_at IS NULL OR s.recompute_at <= %(now)s OR cardinality(s.sums) <> %(rules)s)
     ORDER BY c.id"""
 
 
@@ -598,7 +599,10 @@ def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> list[Move
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(text, params | {"lo": lo, "hi": hi, "now": now})
             moved = _move(criteria, cursor.fetchall(), now)
-            cursor.execute(UNSCALABLE, [criteria.version, lo, hi, now, len(criteria.behaviour)])
+            cursor.execute(
+                UNSCALABLE,
+                {"version": criteria.version, "lo": lo, "hi": hi, "now": now, "rules": len(criteria.behaviour)},
+            )
             ids = [row[0] for row in cursor.fetchall()]
             if len(ids) > CHUNK:  # many (new rules, a first refresh): one pass over the range's events
                 moved += _rescore(criteria, now, lo=lo, hi=hi).moves

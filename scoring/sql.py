@@ -302,7 +302,10 @@ def statement(
     # The score before, for the history only.
     old_score = "old.score" if write and history else "NULL::int"
     old_join = (
-        "LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id" if write and history else ""
+        "LEFT JOIN crm_score old ON old.version = %(version)s AND old.contact_id = c.id AND "
+        + target.replace("c.id", "old.contact_id")
+        if write and history
+        else ""
     )
     counts = {
         name: _array([f"coalesce(ev.{letter}{i}, 0)" for i in range(len(behaviour))], "int")
