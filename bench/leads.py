@@ -22,6 +22,8 @@ from bench import data
 from bench.support import gunicorn, setup_django, table
 
 REPEAT = 40
+WORKERS = 4
+WARM = 3 * WORKERS  # not timed: a page's first requests in each worker (its templates compiled, caches filled)
 SCALES = {"100k": (100_000, 1_000_000), "1m": (1_000_000, 10_000_000)}
 CONTACTS, EVENTS = SCALES[os.environ.get("BENCH_SCALE", "1m")]
 SCENARIOS = [
@@ -66,14 +68,14 @@ def cursor_at(offset: int, sort: str) -> str:
 def timed(base: str, cookie: str, path: str) -> tuple[float, float]:
     conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=30)
     times = []
-    for i in range(REPEAT + 2):
+    for i in range(WARM + REPEAT):
         started = time.perf_counter()
         conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1"})
         response = conn.getresponse()
         response.read()
         if response.status != 200:
             raise RuntimeError(f"{path}: {response.status}")
-        if i >= 2:  # two to warm
+        if i >= WARM:
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
 
@@ -137,7 +139,7 @@ def main() -> None:
     top = Score.objects.live().order_by("-score").first().contact_id
     limit = limit_ms(url)
     rows = []
-    with gunicorn(workers=4) as base:
+    with gunicorn(workers=WORKERS) as base:
         timed(base, cookie, "/leads/")  # every worker's first requests (imports, templates) before any figure
         for label, path in paths:
             p50, p95 = timed(base, cookie, path)
@@ -147,7 +149,7 @@ def main() -> None:
             ("lead page (top scorer)", f"{p50:.1f} ms", f"{p95:.1f} ms", str(queries(client, f"/leads/{top}/")), "")
         )
     table(
-        f"Leads pages over HTTP (gunicorn, 4 workers), {REPEAT} requests each,"
+        f"Leads pages over HTTP (gunicorn, {WORKERS} workers), {REPEAT} requests each after {WARM} to warm,"
         f" {CONTACTS:,} contacts / {EVENTS:,} events",
         ("view", "p50", "p95", "queries", "raw keyset statement"),
         rows,
