@@ -140,7 +140,6 @@ def main() -> None:
     limit = limit_ms(url)
     rows = []
     with gunicorn(workers=WORKERS) as base:
-        timed(base, cookie, "/leads/")  # every worker's first requests (imports, templates) before any figure
         for label, path in paths:
             p50, p95 = timed(base, cookie, path)
             rows.append((label, f"{p50:.1f} ms", f"{p95:.1f} ms", str(queries(client, path)), f"{limit:.2f} ms"))

@@ -182,11 +182,8 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
             for (_, _, n), rows in zip(batch, at_once(scored, batch), strict=True):
                 for pk, stage, score, promotion, intent, grade, held, today_grade, many in rows:
                     # One contact the stage rules might move, or many counted together that stay where they are.
-                    move = (
-                        decided((pk, stage, score, promotion, intent, grade, held), criteria)
-                        if pk is not None
-                        else None
-                    )
+                    row = (pk, stage, score, promotion, intent, grade, held)
+                    move = decided(row, criteria) if pk is not None else None
                     after = move[0].value if move else stage
                     result.stages[after] += many
                     result.grades[grade] += many

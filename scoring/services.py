@@ -447,21 +447,13 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         cursor.execute("ANALYZE crm_score (version, contact_id, score, promotion_score)")
 
 
-def move_bounds(criteria: Criteria) -> dict[str, float]:
-    """The parameters of ``sql.might_move``."""
-    return {
-        "low": min(criteria.mql_threshold, criteria.sql_threshold),
-        "demote": criteria.mql_threshold - criteria.hysteresis,
-    }
-
-
 def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime, source: int | None, write: bool):
     """Score contacts lo..hi under ``criteria`` (a version not yet live): from version ``source``'s stored facts
     where they carry (``carried_from``), the rest from their events. Writes them (keeping a score already written)
     or, with ``write=False``, returns the rows of the scoring statement as ``sql.tallied`` counts them."""
     bounds, rows, rest, carried = {"lo": lo, "hi": hi, "now": now}, [], [], 0
     if not write:
-        bounds |= move_bounds(criteria)
+        bounds |= sql.move_bounds(criteria)
     if source is not None:
         text, params = _carried(criteria, write)
         cursor.execute(text, params | bounds | {"source": source})
@@ -475,7 +467,7 @@ def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime,
         return rows
     by_range = not carried  # none carried (their facts predate the trend's counts): one pass over the range's events
     text, params = _statement(criteria, by_range, keep=True, history=False, write=write)
-    cursor.execute(text, params | (bounds if by_range else bounds | {"ids": rest}))
+    cursor.execute(text, params | bounds | ({} if by_range else {"ids": rest}))
     return rows + cursor.fetchall()
 
 
@@ -559,7 +551,7 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s
             AND {sql.might_move("c.stage", "s.score", "s.promotion_score")}
         ORDER BY s.contact_id"""
-    params = {"now": now, "intent_days": criteria.intent_days, "version": criteria.version, **move_bounds(criteria)}
+    params = {"now": now, "intent_days": criteria.intent_days, "version": criteria.version, **sql.move_bounds(criteria)}
     with connection.cursor() as cursor:  # the versions before it that have scores (each has its legend)
         cursor.execute("SELECT array_agg(version) FROM crm_scorelegend WHERE version < %s", [criteria.version])
         params["before"] = cursor.fetchone()[0] or []

@@ -428,6 +428,14 @@ def might_move(stage: str, score: str, promotion: str) -> str:
     return f"{stage} IN ('lead', 'mql') AND ({promotion} >= %(low)s OR ({stage} = 'mql' AND {score} < %(demote)s))"
 
 
+def move_bounds(criteria: Criteria) -> dict[str, float]:
+    """The parameters of ``might_move``."""
+    return {
+        "low": min(criteria.mql_threshold, criteria.sql_threshold),
+        "demote": criteria.mql_threshold - criteria.hysteresis,
+    }
+
+
 def tallied(text: str) -> str:
     """A read-only scoring statement (``statement`` or ``carried`` with ``write=False``, of contacts ``lo``..
     ``hi``; add ``low`` and ``demote``) as a preview counts it: one row each, with its live grade after it and 1,
