@@ -204,6 +204,11 @@ class ContactActivity(models.Model):
         return f"activity of contact {self.contact_id}"
 
 
+# pg advisory lock key: a stage move copies the stage to the contact's scores holding it shared (the trigger of
+# migration 0017); the switch to a newly computed version holds it alone while it puts its rows' stages right.
+STAGE_COPY = 7_340_004
+
+
 class ScoreQuerySet(models.QuerySet):
     def live(self) -> ScoreQuerySet:
         """The scores readers see: the live version's."""
@@ -257,6 +262,10 @@ class Score(models.Model):
     # version whose rules match the same events takes these facts as they are (scoring.sql.carried).
     recent_counts = ArrayField(models.IntegerField(), default=list)
     prior_counts = ArrayField(models.IntegerField(), default=list)
+    # The contact's stage, beside its score so that the leads list's "MQLs first" and stage filter walk one index
+    # (STAGE_COPY). Written with each new score row; kept by a trigger on the contact's stage; put right at the
+    # switch for the rows of a version computed while contacts moved.
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD, db_default=Stage.LEAD)
 
     objects = ScoreQuerySet.as_manager()
     # What a contact reads of its score (Contact.objects.scored(), front.leadlist.with_score).
@@ -267,6 +276,9 @@ class Score(models.Model):
             # The leads list's sorts, each keyset-paged on (sort key, contact) within the live version; its grade
             # and trend filters walk them too (each grade or trend is a large share of contacts).
             models.Index(F("version"), F("score").desc(), F("contact_id").desc(), name="score_rank_idx"),
+            models.Index(
+                F("version"), F("stage"), F("score").desc(), F("contact_id").desc(), name="score_stage_rank_idx"
+            ),
             models.Index(F("version"), ACTIVE_AT.desc(), F("contact_id").desc(), name="score_activity_idx"),
         ]
 

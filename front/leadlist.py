@@ -49,7 +49,8 @@ class ContactId(Expression):
 
 
 # Each sort: the key it orders by (descending) and the contact id after it, both of one index (the score table's,
-# or the contact's for "Newest"); "MQLs first" reads the MQLs, then the rest, each by score.
+# or the contact's for "Newest"); "MQLs first" reads the MQLs, then the rest, each by score (the stage beside the
+# score: one index walks a stage by score).
 SORTS = {
     "priority": ("MQLs first", F("score"), F("contact_id")),
     "score": ("Score", F("score"), F("contact_id")),
@@ -172,7 +173,7 @@ def filtered(data: dict[str, Any], user, words: list[Search] | None = None) -> Q
         if data.get(field):
             found = found.filter(**{field: data[field]})
     if data.get("stage"):
-        found = found.filter(contact__stage=data["stage"])
+        found = found.filter(stage=data["stage"])
     if data.get("channel"):
         found = found.filter(contact__channel__iexact=data["channel"].strip())
     if data.get("report"):
@@ -337,7 +338,7 @@ def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list 
     """The page of a few matches: sorted whole (MQLs first as a leading key), counted beside the first page (a
     window over the same rows) and after it in a query of its own."""
     _, key, tie = SORTS[sort]
-    phase = Case(When(contact__stage=Stage.MQL, then=1), default=0) if len(_phases(data, sort)) > 1 else Value(0)
+    phase = Case(When(stage=Stage.MQL, then=1), default=0) if len(_phases(data, sort)) > 1 else Value(0)
     part = _rows(found).annotate(phase=phase)
     if after is None:
         part = part.annotate(matching=Window(Count("*")))
@@ -360,7 +361,7 @@ def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list |
             continue
         part = found
         if len(phases) > 1:
-            part = part.filter(contact__stage=Stage.MQL) if phase else part.exclude(contact__stage=Stage.MQL)
+            part = part.filter(stage=Stage.MQL) if phase else part.exclude(stage=Stage.MQL)
         if after is not None and phase == after[0]:
             part = part.filter(RowBefore([key, tie], after[1:]))
         rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1 - len(rows)]]

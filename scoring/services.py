@@ -24,7 +24,7 @@ from crm import lifecycle
 from crm.celery import send_soon
 from crm.freshness import taken
 from crm.lifecycle import Actor, Move
-from crm.models import ScoreVersion, Stage, live_number
+from crm.models import STAGE_COPY, ScoreVersion, Stage, live_number
 from crm.retry import retrying
 from handoff import services as handoff
 from leads import imports
@@ -523,21 +523,34 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """Readers see the run's version from now on, all at once: one update of the live version, with a
-    score-history row for every contact whose score it moves (its joins of every score in memory: ``heavy``)."""
-    with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
-        live = ScoreVersion.objects.select_for_update().get()
-        cursor.execute(
-            "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
-            " SELECT n.contact_id, %s, n.score, n.fit_score, n.engagement_score, c.stage"
-            " FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id"
-            " LEFT JOIN crm_score o ON o.version = %s AND o.contact_id = n.contact_id"
-            " WHERE n.version = %s AND n.score IS DISTINCT FROM o.score",
-            [now, live.live, criteria.version],
-        )
-        live.live = criteria.version
-        live.save(update_fields=["live"])
-        run.switched_at = timezone.now()
-        _stamp(run, 0, run.total, "switched_at")
+    score-history row for every contact whose score it moves (its joins of every score in memory: ``heavy``).
+    Retried after a deadlock (a rescore holding one of its rows may wait for the stage lock it holds)."""
+
+    def once() -> None:
+        with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
+            live = ScoreVersion.objects.select_for_update().get()
+            # The stages beside its scores, put right: a row a pass wrote before its contact's move committed kept
+            # the stage before (a move's trigger sees only committed rows). Stage moves wait meanwhile.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STAGE_COPY])
+            cursor.execute(
+                "UPDATE crm_score n SET stage = c.stage FROM crm_contact c"
+                " WHERE n.version = %s AND c.id = n.contact_id AND n.stage <> c.stage",
+                [criteria.version],
+            )
+            cursor.execute(
+                "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
+                " SELECT n.contact_id, %s, n.score, n.fit_score, n.engagement_score, c.stage"
+                " FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id"
+                " LEFT JOIN crm_score o ON o.version = %s AND o.contact_id = n.contact_id"
+                " WHERE n.version = %s AND n.score IS DISTINCT FROM o.score",
+                [now, live.live, criteria.version],
+            )
+            live.live = criteria.version
+            live.save(update_fields=["live"])
+            run.switched_at = timezone.now()
+            _stamp(run, 0, run.total, "switched_at")
+
+    retrying(once)
 
 
 def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:

@@ -237,6 +237,8 @@ scored AS (
 )"""
 
 
+# What a rescore writes over a score already there. A new row also takes its contact's stage (Score.stage); an
+# existing one keeps the stage its trigger copied, which a stage read at the statement's start could undo.
 COLUMNS = (
     "score, fit_score, engagement_score, promotion_score, intent_at, grade, trend, shares, manual_n, fits, "
     "last_activity_at, scored_at, facts_at, sums, fresh_sums, counts, manual, manual_fresh, recompute_at, "
@@ -250,10 +252,10 @@ LEGEND = """INSERT INTO crm_scorelegend (version, behaviour, fit, fit_points, ma
 UPSERT = f""",
 legend AS ({LEGEND}),
 written AS (
-    INSERT INTO crm_score AS s (version, contact_id, {{columns}})
+    INSERT INTO crm_score AS s (version, contact_id, {{columns}}, stage)
     SELECT %(version)s, x.id, x.score, x.fit, x.engagement, x.promotion_score, x.intent_at, x.grade, x.trend,
         x.shares, x.manual_n, x.fits, x.last_event_at, %(now)s, x.facts_at, x.sums, x.fresh_sums, x.counts, x.manual,
-        x.manual_fresh, x.recompute_at, x.recent_counts, x.prior_counts
+        x.manual_fresh, x.recompute_at, x.recent_counts, x.prior_counts, x.stage
     FROM scored x ORDER BY x.id  -- every writer of scores takes its rows in contact order: no deadlock
     ON CONFLICT (version, contact_id) {{conflict}}
 ){{history}}"""

@@ -100,3 +100,24 @@ def test_every_stored_breakdown_reads_the_same_once_it_is_read_from_the_facts():
         }
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_score_takes_its_contacts_stage_and_new_contacts_theirs():
+    """crm 0017 copies each contact's stage onto its scores (the leads list's "MQLs first" and stage filter read
+    it there); a contact created after it has its stage on its placeholder score."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("crm", "0016_breakdown_read_from_facts"), ("scoring", "0009_indexes_covered")])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO crm_contact (email, stage) SELECT 'm' || i || '@example.com',"
+            " (ARRAY['lead', 'mql', 'sql', 'customer'])[1 + i % 4] FROM generate_series(1, 40) i"
+        )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    Contact.objects.create(email="new@example.com", stage="opportunity")
+
+    scores = list(Score.objects.values_list("contact__stage", "stage"))
+    assert len(scores) == 41
+    assert all(stage == copied for stage, copied in scores), scores
+    assert {stage for stage, _ in scores} == {"lead", "mql", "sql", "customer", "opportunity"}
