@@ -46,3 +46,18 @@ def test_a_malformed_boolean_setting_is_refused():
     )
 
     assert "DEBUG must be true or false" in result.stderr
+
+
+def test_the_web_app_keeps_what_it_loaded_out_of_the_collectors_sight():
+    """A full garbage collection in a web worker scans only what requests leave behind (crm.wsgi freezes the rest):
+    one that scanned all of Django took a leads page 55 ms longer."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import gc, crm.wsgi; print(gc.get_freeze_count())"],
+        cwd=settings.BASE_DIR,
+        env=dict(os.environ, SECRET_KEY=secrets.token_urlsafe(50)),
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 50_000  # Django and the apps: ~140,000 objects
