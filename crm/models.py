@@ -158,9 +158,9 @@ class Contact(models.Model):
 
     class Meta:
         indexes = [
-            # The leads list's "Newest" sort, keyset-paged on (created_at, id); its other sorts are the score's.
+            # The leads list's "Newest" sort, keyset-paged on (created_at, id); its other sorts are the score's. No
+            # index holds the stage (the score's copy has one): a move is then a heap-only update.
             models.Index(fields=["-created_at", "-id"], name="contact_created_idx"),
-            models.Index(fields=["stage", "-id"], name="contact_stage_idx"),
             models.Index(Upper("channel"), name="contact_channel_ci_idx"),
             # Text search (icontains is UPPER(col) LIKE UPPER(%q%)): trigram indexes on what it compares.
             *(
@@ -219,15 +219,16 @@ class Score(models.Model):
     """A contact's score under one criteria version, written by scoring only: off the contact row, so ingest and
     rescoring never write the same rows, and narrow, so a new score is a cheap row version.
 
-    Every contact has one from its creation (a trigger writes a zero placeholder under the live version, so a new
-    contact is listed before its first score). Readers see the live version's rows (``ScoreVersion``); while a
-    newly published version is being computed its rows stand beside the live ones, and one update of
-    ``ScoreVersion`` switches every reader at once. Its breakdown is not stored but read (``Breakdown``): from the
-    shares, counts, manual points and fit matches under the names of its version's ``ScoreLegend``. The facts
-    after ``fits`` let the hourly decay refresh rescale a score without reading events (scoring.sql):
-    per behaviour rule the decayed sum as of ``facts_at`` (all events, and since the last rejection), and when a
-    window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry); and the trend's counts,
-    with which a newly published version whose rules match the same events is scored without reading them.
+    Every contact has one from its creation (a trigger writes a zero placeholder under the live version, and under a
+    version being computed, so a new contact is listed before its first score, and after the switch). Readers see
+    the live version's rows (``ScoreVersion``); while a newly published version is being computed its rows stand
+    beside the live ones, and one update of ``ScoreVersion`` switches every reader at once. Its breakdown is not
+    stored but read (``Breakdown``): from the shares, counts, manual points and fit matches under the names of its
+    version's ``ScoreLegend``. The facts after ``fits`` let the hourly decay refresh rescale a score without reading
+    events (scoring.sql): per behaviour rule the decayed sum as of ``facts_at`` (all events, and since the last
+    rejection), and when a window fact next changes (the trend's 14/28-day windows, a manual adjustment's expiry);
+    and the trend's counts, with which a newly published version whose rules match the same events is scored without
+    reading them.
     """
 
     pk = models.CompositePrimaryKey("version", "contact")
@@ -263,7 +264,7 @@ class Score(models.Model):
     recent_counts = ArrayField(models.IntegerField(), default=list)
     prior_counts = ArrayField(models.IntegerField(), default=list)
     # The contact's stage, beside its score so that the leads list's "MQLs first" and stage filter walk one index
-    # (STAGE_COPY). Written with each new score row; kept by a trigger on the contact's stage; put right at the
+    # (STAGE_COPY). Written with each new score row; kept by a trigger on the contact's updates; put right at the
     # switch for the rows of a version computed while contacts moved.
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD, db_default=Stage.LEAD)
 

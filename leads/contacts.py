@@ -42,7 +42,7 @@ def filtered(query: ContactQuery, found: QuerySet[Contact]) -> QuerySet[Contact]
     if query.email is not None:
         found = found.filter(email=query.email.strip().lower())
     if query.stage is not None:
-        found = found.filter(stage=query.stage)
+        found = found.filter(live__stage=query.stage)  # the copy beside the live score has the index
     if query.min_score is not None:
         found = found.filter(score__gte=query.min_score)
     if query.max_score is not None:

@@ -521,6 +521,26 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
     return [future.result() for future in futures]
 
 
+# The switch's one pass over the new version's scores: the stages to put right, and a score-history row for each
+# contact whose score it moves.
+SWITCHED = """
+WITH joined AS MATERIALIZED (
+    SELECT n.contact_id, n.stage <> c.stage AS misfiled, c.stage, n.score, n.fit_score, n.engagement_score,
+        o.score AS old_score
+    FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id
+    LEFT JOIN crm_score o ON o.version = %(live)s AND o.contact_id = n.contact_id
+    WHERE n.version = %(version)s
+),
+refiled AS (  -- by their ids: a join with the CTE would read every score again
+    UPDATE crm_score n SET stage = c.stage FROM crm_contact c
+    WHERE n.version = %(version)s AND n.contact_id = ANY(ARRAY(SELECT contact_id FROM joined WHERE misfiled))
+        AND c.id = n.contact_id
+)
+INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
+SELECT contact_id, %(now)s, score, fit_score, engagement_score, stage FROM joined
+WHERE score IS DISTINCT FROM old_score"""
+
+
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """Readers see the run's version from now on, all at once: one update of the live version, with a
     score-history row for every contact whose score it moves (its joins of every score in memory: ``heavy``).
@@ -529,22 +549,10 @@ def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     def once() -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             live = ScoreVersion.objects.select_for_update().get()
-            # The stages beside its scores, put right: a row a pass wrote before its contact's move committed kept
-            # the stage before (a move's trigger sees only committed rows). Stage moves wait meanwhile.
+            # Stage moves wait (STAGE_COPY) while its scores' stages are put right: a pass may have written a row
+            # before a move of its contact committed, which the move's copy did not see. One read of every score.
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STAGE_COPY])
-            cursor.execute(
-                "UPDATE crm_score n SET stage = c.stage FROM crm_contact c"
-                " WHERE n.version = %s AND c.id = n.contact_id AND n.stage <> c.stage",
-                [criteria.version],
-            )
-            cursor.execute(
-                "INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)"
-                " SELECT n.contact_id, %s, n.score, n.fit_score, n.engagement_score, c.stage"
-                " FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id"
-                " LEFT JOIN crm_score o ON o.version = %s AND o.contact_id = n.contact_id"
-                " WHERE n.version = %s AND n.score IS DISTINCT FROM o.score",
-                [now, live.live, criteria.version],
-            )
+            cursor.execute(SWITCHED, {"now": now, "live": live.live, "version": criteria.version})
             live.live = criteria.version
             live.save(update_fields=["live"])
             run.switched_at = timezone.now()

@@ -377,11 +377,9 @@ RETURNED = "SELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade,
 
 def _upsert(keep: bool, history: bool) -> str:
     """The CTE writing what a statement computed in ``scored`` (and the history)."""
-    conflict = (
-        "DO NOTHING"
-        if keep
-        else "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
-    )
+    # Kept: a score already written, but not a new contact's placeholder (never scored).
+    conflict = "DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS.split(", "))
+    conflict += " WHERE s.scored_at IS NULL" if keep else ""
     return UPSERT.format(columns=COLUMNS, conflict=conflict, history=HISTORY.format(source="scored") if history else "")
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from crm import lifecycle
 from crm.lifecycle import Actor
-from crm.models import Contact, Score, Stage
+from crm.models import STAGE_COPY, Contact, Score, Stage
 from scoring import criteria, services
+from tests.conftest import database_url
 from tests.scoring.conftest import NOW
 from tests.scoring.test_score_table import _draft_with_points_times, _events
 
@@ -85,3 +87,36 @@ def test_the_switch_waits_for_a_move_under_way_and_takes_its_stage(admin_ada, so
     assert failures == []
     assert Score.objects.get(version=2, contact=contact).stage == Stage.MQL
     assert Contact.objects.get(pk=contact.pk).stage == Stage.MQL
+
+
+def test_a_contact_created_while_a_version_is_computed_is_scored_under_both(admin_ada, source, monkeypatch):
+    """Its placeholders stand under the live version and the one being computed (no contact is left without a score
+    at the switch), and a pass that reaches it writes its score over the placeholder."""
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    services._compute(run, services.active_criteria(), NOW)  # nobody to score yet: writes the legend
+    contact = Contact.objects.create(email="new@example.com", stage=Stage.MQL)
+    assert _stages(contact) == {1: Stage.MQL, 2: Stage.MQL}
+    _events(source, contact, [("page_view", {"path": "/pricing"})] * 2, NOW)
+
+    services._compute(run, services.active_criteria(), NOW)
+
+    assert Score.objects.get(version=2, contact=contact).score > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_a_stage_move_waits_for_a_switch_putting_stages_right(contact):
+    """While a switch holds STAGE_COPY, an update that moves no stage (ingest's upserts) goes through; a move waits."""
+    switch = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
+    try:
+        switch.execute("SELECT pg_advisory_xact_lock(%s)", [STAGE_COPY])  # in its open transaction
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            Contact.objects.filter(pk=contact.pk).update(job_title="CTO")
+        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            Contact.objects.filter(pk=contact.pk).update(stage=Stage.MQL)
+    finally:
+        switch.close()
+    assert Contact.objects.values_list("job_title", "stage").get(pk=contact.pk) == ("CTO", Stage.LEAD)
