@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from crm.lifecycle import Actor, Move, StageMoveRefused, move, move_many
-from crm.models import Contact, Stage, StageChange
+from crm.models import Contact, Score, Stage, StageChange
 from tests.conftest import wait_for
 from tests.scores import make_contact, reloaded
 from tests.scoring.test_stage_rules import waiting_for_a_lock
@@ -94,3 +94,34 @@ def test_two_moves_expecting_the_same_stage_cannot_both_apply(marketer_mia, rep_
     thread.join()
     assert second_waits.is_set()
     assert list(StageChange.objects.values_list("to_stage", flat=True)) == ["sql"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_moves_take_their_scores_before_their_contacts_as_a_rescore_does():
+    """A rescore writes a contact's score, then moves its stage. A batch of moves meeting it (a publish settling)
+    waits for that score before it locks any contact: no deadlock, the rescore's move applies and the batch's,
+    planned from the stage before, is skipped."""
+    lead = Contact.objects.create(email="both@example.com")
+    rescore_holds, failures = threading.Event(), []
+
+    def rescore():
+        try:
+            with transaction.atomic():
+                Score.objects.live().filter(contact=lead).update(score=90)
+                rescore_holds.set()
+                wait_for(waiting_for_a_lock)  # the batch waits
+                move_many(moves=[Move(lead.pk, Stage.LEAD, Stage.MQL, "rescored", 90)], by=Actor.scoring(2))
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            failures.append(repr(e))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=rescore)
+    thread.start()
+    assert rescore_holds.wait(10)
+    moved = move_many(moves=[Move(lead.pk, Stage.LEAD, Stage.MQL, "settled", 10)], by=Actor.scoring(2))
+    thread.join()
+
+    assert failures == []
+    assert moved == []
+    assert list(StageChange.objects.values_list("reason", flat=True)) == ["rescored"]
