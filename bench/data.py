@@ -3,7 +3,7 @@
 ``database(contacts, events)`` gives a fresh database holding that data, every contact scored under v1. The first
 call builds a template database (``<name>_bench_<contacts>``: migrated, loaded with COPY, scored) and later calls
 clone it (``CREATE DATABASE … TEMPLATE``), so a bench starts in seconds; a template built from other migrations or
-another loader is built again. Repeatable: the same seed gives the same rows. The 1M / 10M template takes 4.4 GB
+another loader is built again. Repeatable: the same seed gives the same rows. The 1M / 10M template takes 4.6 GB
 on disk (the events table and its indexes most of it), and each clone as much again while it exists.
 """
 
