@@ -21,7 +21,6 @@ from scoring.services import (
     at_once,
     carried_from,
     criteria_of,
-    decided,
     full_rescore_running,
     heavy,
     passes,
@@ -29,10 +28,10 @@ from scoring.services import (
     scored_range,
     start_full_rescore,
 )
+from scoring.sql import SAMPLES
 
 Status = CriteriaVersion.Status
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-SAMPLES = 20
 
 
 class CriteriaRefused(DomainError):
@@ -180,19 +179,17 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
         total = cursor.fetchone()[0]
         for batch in passes(0, total):
             for (_, _, n), rows in zip(batch, at_once(scored, batch), strict=True):
-                for pk, stage, score, promotion, intent, grade, held, today_grade, many in rows:
-                    # One contact the stage rules might move, or many counted together that stay where they are.
-                    row = (pk, stage, score, promotion, intent, grade, held)
-                    move = decided(row, criteria) if pk is not None else None
-                    after = move[0].value if move else stage
+                for pk, stage, after, score, grade, today_grade, many in rows:  # counted, or a move named
+                    if pk is not None:
+                        if len(result.samples) < SAMPLES:
+                            result.samples.append((pk, stage, after, score))
+                        continue
                     result.stages[after] += many
                     result.grades[grade] += many
                     result.today_stages[stage] += many
                     result.today_grades[today_grade] += many
                     if after != stage:
-                        result.moves[(stage, after)] += 1
-                        if len(result.samples) < SAMPLES:
-                            result.samples.append((pk, stage, after, score))
+                        result.moves[(stage, after)] += many
                 done += n
                 if progress:
                     progress(min(done, total), total)

@@ -429,31 +429,50 @@ def might_move(stage: str, score: str, promotion: str) -> str:
 
 
 def move_bounds(criteria: Criteria) -> dict[str, float]:
-    """The parameters of ``might_move``."""
+    """The parameters of ``might_move`` and ``moved_to``."""
     return {
         "low": min(criteria.mql_threshold, criteria.sql_threshold),
         "demote": criteria.mql_threshold - criteria.hysteresis,
+        "mql_at": criteria.mql_threshold,
+        "sql_at": criteria.sql_threshold,
     }
+
+
+def moved_to(stage: str, score: str, promotion: str, intent: str, held: str) -> str:
+    """The stage the stage rules leave a contact in (``scoring.stages.automatic_move``'s, else its own), on the
+    columns named (parameters of ``move_bounds``): a preview counts a million contacts' moves without fetching
+    them. Tests hold it to the function."""
+    return f"""CASE WHEN {stage} NOT IN ('lead', 'mql') THEN {stage}
+        WHEN {promotion} >= %(sql_at)s AND {intent} THEN 'sql'
+        WHEN {held} THEN {stage}
+        WHEN {stage} = 'lead' AND {promotion} >= %(mql_at)s THEN 'mql'
+        WHEN {stage} = 'mql' AND {score} < %(demote)s THEN 'lead'
+        ELSE {stage} END"""
+
+
+SAMPLES = 20  # the moves a preview names, of each range (the first ones by id)
 
 
 def tallied(text: str) -> str:
     """A read-only scoring statement (``statement`` or ``carried`` with ``write=False``, of contacts ``lo``..
-    ``hi``; add ``low`` and ``demote``) as a preview counts it: one row each, with its live grade after it and 1,
-    for the contacts the stage rules might move and those whose facts do not carry (stage NULL); the rest as
-    (NULL, stage, NULL, NULL, NULL, grade, NULL, live grade, how many): fetching every row of a million took
-    seconds."""
+    ``hi``; add ``move_bounds``) as a preview counts it, in rows (id, stage, stage after the rules, score, grade,
+    live grade, how many): the contacts by (stage, after, grade, live grade), counted (id NULL); the first
+    SAMPLES that move, each named (how many 0); and those whose facts do not carry (stage NULL), one row each.
+    Fetching every row of a million and deciding each in Python took a third of the preview."""
     return f"""
 WITH r AS ({text}),
 t AS (
-    SELECT r.*, coalesce(l.grade, 'C') AS today_grade,
-        coalesce({might_move("r.stage", "r.score", "r.promotion_score")}, true) AS one
+    SELECT r.id, r.stage, r.score, r.grade, coalesce(l.grade, 'C') AS today_grade,
+        {moved_to("r.stage", "r.score", "r.promotion_score", "r.intent", "r.stage_held")} AS after
     FROM r LEFT JOIN crm_score l ON l.version = (SELECT live FROM crm_scoreversion) AND l.contact_id = r.id
         AND l.contact_id BETWEEN %(lo)s AND %(hi)s
 )
-SELECT id, stage, score, promotion_score, intent, grade, stage_held, today_grade, 1 FROM t WHERE one
+SELECT id, NULL, NULL, NULL::int, NULL, NULL, 0 FROM t WHERE stage IS NULL
 UNION ALL
-SELECT NULL, stage, NULL, NULL, NULL, grade, NULL, today_grade, count(*) FROM t WHERE NOT one
-GROUP BY stage, grade, today_grade"""
+(SELECT id, stage, after, score, NULL, NULL, 0 FROM t WHERE after <> stage ORDER BY id LIMIT {SAMPLES})
+UNION ALL
+SELECT NULL, stage, after, NULL, grade, today_grade, count(*) FROM t WHERE stage IS NOT NULL
+GROUP BY stage, after, grade, today_grade"""
 
 
 def reusable(facts: Criteria, criteria: Criteria) -> bool:

@@ -142,10 +142,11 @@ def test_the_preview_counts_what_publishing_then_does(mqls, admin_ada, change):
 
     assert (preview.today_stages, preview.today_grades) == today
     assert (preview.stages, preview.grades) == now()
-    assert preview.moves == Counter(
-        StageChange.objects.filter(by_label="scoring v2").values_list("from_stage", "to_stage")
-    )
+    moved = StageChange.objects.filter(by_label="scoring v2")
+    assert preview.moves == Counter(moved.values_list("from_stage", "to_stage"))
     assert preview.moves and preview.grades != preview.today_grades  # someone moved, and grades changed
+    # Those it names as moving (few here: every one) are those who moved, with the score that moved them.
+    assert sorted(preview.samples) == sorted(moved.values_list("contact_id", "from_stage", "to_stage", "score"))
 
 
 def test_the_history_says_what_each_version_changed(db, admin_ada):

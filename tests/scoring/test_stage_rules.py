@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg
 import pytest
 from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crm.lifecycle import Actor, move
 from crm.models import Stage, StageChange
 from handoff.models import QueueEntry
+from scoring import sql
 from scoring.engine import Criteria
 from scoring.models import ScoreHistory
 from scoring.stages import automatic_move
@@ -50,6 +54,35 @@ def decide(stage, score, intent=False, promotion=None):
 )
 def test_the_stage_rules(stage, score, intent, to):
     assert decide(stage, score, intent) == to
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    stage=st.sampled_from(Stage.values),
+    score=st.integers(-50, 150),
+    promotion=st.integers(-50, 150),
+    intent=st.booleans(),
+    held=st.booleans(),
+    mql=st.integers(0, 100),
+    above=st.integers(0, 50),
+    hysteresis=st.integers(0, 20),
+)
+def test_the_rules_in_sql_move_whom_the_function_moves(
+    db, stage, score, promotion, intent, held, mql, above, hysteresis
+):
+    """sql.moved_to (a preview's count of a million moves) and automatic_move agree, thresholds included."""
+    criteria = replace(DEFAULTS, mql_threshold=mql, sql_threshold=mql + above, hysteresis=hysteresis)
+    move_ = automatic_move(
+        stage=stage, score=score, promotion_score=promotion, has_intent=intent, criteria=criteria, held=held
+    )
+    columns = ("%(stage)s::text", "%(score)s::int", "%(promotion)s::int", "%(intent)s::bool", "%(held)s::bool")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql.moved_to(*columns)}",
+            {"stage": stage, "score": score, "promotion": promotion, "intent": intent, "held": held}
+            | sql.move_bounds(criteria),
+        )
+        assert cursor.fetchone()[0] == (move_[0] if move_ else stage)
 
 
 def test_a_recycled_contact_is_promoted_only_by_its_newer_activity():
