@@ -129,13 +129,22 @@ def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 # --- the outbox ----------------------------------------------------------------------------------------------
 
 
+def _listeners(type: str) -> list[int]:
+    return list(WebhookEndpoint.objects.filter(enabled=True, events__contains=[type]).values_list("pk", flat=True))
+
+
+def listening(type: str) -> bool:
+    """Whether an enabled endpoint wants ``type``: a caller whose items cost queries asks first."""
+    return bool(_listeners(type))
+
+
 def emit(*, type: str, items: list[tuple[int | None, dict[str, Any]]], at: datetime | None = None) -> int:
     """Queue ``type`` for every enabled endpoint that wants it: one delivery per item (contact id, extra data),
     its body ``{"type", "timestamp", "data": {"contact": …, **extra}}``. Call in the change's transaction.
     Returns how many deliveries were written (none, at the cost of one query, when nobody listens)."""
     if not items:
         return 0
-    endpoints = list(WebhookEndpoint.objects.filter(enabled=True, events__contains=[type]).values_list("pk", flat=True))
+    endpoints = _listeners(type)
     if not endpoints:
         return 0
     at = at or timezone.now()

@@ -4,12 +4,15 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from crm.models import Contact, Stage, StageChange
+from crm.models import Company, Contact, Stage, StageChange
 from handoff import services
 from handoff.models import QueueEntry
 from handoff.services import HandoffRefused
 from tests.handoff.conftest import sql_entry
+from tests.scores import make_contact
 
 Status = QueueEntry.Status
 
@@ -26,6 +29,51 @@ def test_entering_sql_opens_one_entry_with_its_handoff_note(entry, rep_sam):
     }
     services.enqueue(contact_ids=[entry.contact_id], sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
     assert QueueEntry.objects.filter(contact=entry.contact).count() == 1
+
+
+def test_each_entry_keeps_its_three_largest_reasons_its_company_and_what_it_asked_for(db):
+    """Opened together, each entry has its own: the breakdown's three largest points, either sign, in the
+    breakdown's order among equals (Pricing before the fit rule of as many points), its company and forms."""
+    breakdown = [
+        {"rule": "Page view", "kind": "behaviour", "events": 4, "points": 4.0},
+        {"rule": "Pricing or product page", "kind": "behaviour", "events": 2, "points": 10.0},
+        {"rule": "Unsubscribed", "kind": "behaviour", "events": 1, "points": -20.0},
+        {"rule": "Senior job title", "kind": "fit", "events": None, "points": 15.0},
+        {"rule": "Company of 50+", "kind": "fit", "events": None, "points": 10.0},
+    ]
+    acme = Company.objects.create(name="Acme", size=120)
+    asked = make_contact(email="asked@example.com", company=acme, stage=Stage.SQL, score=19, breakdown=breakdown)
+    quiet = make_contact(email="quiet@example.com", stage=Stage.SQL, score=0, breakdown=[])
+
+    opened = services.enqueue(
+        contact_ids=[quiet.pk, asked.pk],
+        sent_by="scoring v1",
+        sla=services.Sla(60, 120),
+        requested={asked.pk: ["Demo request", "Ebook"]},
+    )
+
+    assert opened == 2
+    first, second = QueueEntry.objects.get(contact=asked), QueueEntry.objects.get(contact=quiet)
+    assert [r["rule"] for r in first.reasons] == ["Unsubscribed", "Senior job title", "Pricing or product page"]
+    assert first.reasons == sorted(asked.breakdown, key=lambda e: -abs(e["points"]))[:3]
+    assert (first.score, first.facts["company"], first.facts["company_size"]) == (19, "Acme", 120)
+    assert first.facts["requested"] == ["Demo request", "Ebook"]
+    assert (second.reasons, second.facts["requested"], second.facts["company"], second.score) == ([], [], "", 0)
+
+
+def test_opening_many_entries_takes_the_queries_of_one(db):
+    """A publish opens thousands at once: one statement for all, and no entry read back when no webhook
+    endpoint listens."""
+    first, one, *many = [make_contact(email=f"n{i}@example.com", stage=Stage.SQL, score=80).pk for i in range(42)]
+
+    def opening(contacts: list[int]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            services.enqueue(contact_ids=contacts, sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
+        return len(queries)
+
+    opening([first])  # the desk's settings are read once, then cached
+    assert opening([one]) == opening(many) == 3  # the desk, the statement, whether anyone listens
+    assert QueueEntry.objects.count() == 42
 
 
 def test_the_sales_group_is_emailed_about_a_new_sql_with_a_link_to_the_lead(rep_sam, rep_ria, settings):
