@@ -132,7 +132,7 @@ def _statement(
 @cache
 def _carried(criteria: Criteria, write: bool) -> tuple[str, dict]:
     text, params = sql.carried(criteria, write=write)
-    return (text if write else sql.tallied(text)), params
+    return (text if write else sql.tallied(text, graded=True)), params
 
 
 @cache

@@ -372,7 +372,8 @@ f AS (
     return sql + (_upsert(keep, history) if write else "") + f"\n{RETURNED}", params
 
 
-RETURNED = "SELECT x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held FROM scored x"
+RETURNING = "x.id, x.stage, x.score, x.promotion_score, x.intent, x.grade, x.stage_held"
+RETURNED = f"SELECT {RETURNING} FROM scored x"
 
 
 def _upsert(keep: bool, history: bool) -> str:
@@ -389,8 +390,8 @@ def carried(criteria: Criteria, *, write: bool = True) -> tuple[str, dict[str, A
     stored facts, without reading events: the per-rule sums, counts and windows are the same, only their points,
     caps and the fit rules differ. Writes as ``statement`` with ``keep`` (a fresher score stands) and returns one
     row: the ids of the contacts whose facts do not carry (see CARRIABLE), for ``statement`` to score from their
-    events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, with
-    those ids after them (the rest of their row NULL)."""
+    events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, each
+    with the source's grade after it (``tallied`` with ``graded``), and those ids after them (the rest NULL)."""
     params = _base_params(criteria)
     each = _per_contact(criteria, params)
     sql = f"""
@@ -398,7 +399,7 @@ WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no e
     SELECT c.id, c.email, c.stage, c.stage_held, c.profile, {", ".join(f"c.{name}" for name in CONTACT_FIELDS)},
         co.size AS company_size, co.industry, s.last_activity_at AS last_event_at, s.facts_at, s.sums, s.fresh_sums,
         s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_n, s.manual_fresh, s.intent_at, s.recompute_at,
-        coalesce({CARRIABLE}, false) AS carries
+        s.grade AS live_grade, coalesce({CARRIABLE}, false) AS carries
     FROM crm_contact c
     LEFT JOIN crm_company co ON co.id = c.company_id
     LEFT JOIN crm_score s  -- the range on both sides: the planner carries no range across a join
@@ -409,7 +410,7 @@ f AS (
     SELECT t.id, t.stage, t.stage_held, NULL::int AS old_score, t.last_event_at,
         {_decay("t.facts_at", criteria)} AS factor, t.facts_at, t.sums, t.fresh_sums, t.counts, t.recent_counts,
         t.prior_counts, t.manual, t.manual_n, t.manual_fresh, t.intent_at, t.recompute_at, {each.trend} AS trend,
-        {each.fit} AS fit, {each.fits} AS fits
+        {each.fit} AS fit, {each.fits} AS fits, t.live_grade
     FROM target t {each.lateral} WHERE t.carries
 ),{_scored(criteria, params)}"""
     if write:
@@ -418,8 +419,8 @@ f AS (
             " count(*) FILTER (WHERE t.carries) FROM target t"
         )
         return sql + _upsert(keep=True, history=False) + f"\n{rest}", params
-    rest = "SELECT t.id, NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool FROM target t"
-    return sql + f"\n{RETURNED}\nUNION ALL\n{rest} WHERE NOT t.carries", params
+    rest = "SELECT t.id, NULL::text, NULL::int, NULL::int, NULL::bool, NULL::text, NULL::bool, NULL FROM target t"
+    return sql + f"\nSELECT {RETURNING}, x.live_grade FROM scored x\nUNION ALL\n{rest} WHERE NOT t.carries", params
 
 
 def might_move(stage: str, score: str, promotion: str) -> str:
@@ -450,22 +451,25 @@ def moved_to(stage: str, score: str, promotion: str, intent: str, held: str) -> 
         ELSE {stage} END"""
 
 
+LIVE_GRADE = """LEFT JOIN crm_score l ON l.version = (SELECT live FROM crm_scoreversion) AND l.contact_id = r.id
+        AND l.contact_id BETWEEN %(lo)s AND %(hi)s"""
 SAMPLES = 20  # the moves a preview names, of each range (the first ones by id)
 
 
-def tallied(text: str) -> str:
+def tallied(text: str, *, graded: bool = False) -> str:
     """A read-only scoring statement (``statement`` or ``carried`` with ``write=False``, of contacts ``lo``..
     ``hi``; add ``move_bounds``) as a preview counts it, in rows (id, stage, stage after the rules, score, grade,
     live grade, how many): the contacts by (stage, after, grade, live grade), counted (id NULL); the first
     SAMPLES that move, each named (how many 0); and those whose facts do not carry (stage NULL), one row each.
-    Fetching every row of a million and deciding each in Python took a third of the preview."""
+    Fetching every row of a million and deciding each in Python took a third of the preview. ``graded``: the
+    statement's rows end with their live grade (``carried`` reads it with the facts), else it is joined."""
+    today, rows = ("r.live_grade", "r") if graded else ("l.grade", f"r {LIVE_GRADE}")
     return f"""
 WITH r AS ({text}),
 t AS (
-    SELECT r.id, r.stage, r.score, r.grade, coalesce(l.grade, 'C') AS today_grade,
+    SELECT r.id, r.stage, r.score, r.grade, coalesce({today}, 'C') AS today_grade,
         {moved_to("r.stage", "r.score", "r.promotion_score", "r.intent", "r.stage_held")} AS after
-    FROM r LEFT JOIN crm_score l ON l.version = (SELECT live FROM crm_scoreversion) AND l.contact_id = r.id
-        AND l.contact_id BETWEEN %(lo)s AND %(hi)s
+    FROM {rows}
 )
 SELECT id, NULL, NULL, NULL::int, NULL, NULL, 0 FROM t WHERE stage IS NULL
 UNION ALL
