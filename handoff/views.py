@@ -3,6 +3,8 @@ and the rep's closed handoffs. An action answers with what it changed (htmx out-
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -18,6 +20,7 @@ from handoff.models import Desk, QueueEntry, Rep
 
 Status = QueueEntry.Status
 PER_PAGE = 50
+BADGE_MOST = 99  # the navigation's badge counts this many unclaimed SQLs, then says 99+
 UNREAD = object()  # the desk's calendar, not read yet
 # What the rows' forms offer.
 CHOICES = {
@@ -65,6 +68,15 @@ def unclaimed_count(request: HttpRequest | None = None) -> int:
     if request is not None:
         request._unclaimed_count = count
     return count
+
+
+def badge(request: HttpRequest) -> dict[str, Any]:
+    """The navigation badge: the page's own count of waiting SQLs when it made one, else counted only as far as
+    the badge shows (at most BADGE_MOST + 1 entries read, not thousands on every page)."""
+    count = getattr(request, "_unclaimed_count", None)
+    if count is None:
+        count = QueueEntry.objects.filter(status=Status.WAITING)[: BADGE_MOST + 1].count()
+    return {"unclaimed_count": count, "unclaimed_label": f"{BADGE_MOST}+" if count > BADGE_MOST else str(count)}
 
 
 def _clock(calendar, now, due_at) -> dict | None:
@@ -128,7 +140,7 @@ def _board(request: HttpRequest, page_number: int = 1) -> dict:
 @role_required(SALES, MARKETING, ADMIN)
 def queue(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "badge":
-        return render(request, "handoff/badge.html", {"unclaimed_count": unclaimed_count(request)})
+        return render(request, "handoff/badge.html", badge(request))
     form = PageForm(request.GET)
     page_number = form.cleaned_data["page"] if form.is_valid() else 1
     if form.is_valid() and form.cleaned_data["tab"] == "closed":
@@ -153,7 +165,6 @@ def _answer(request: HttpRequest, action: str, error: str, gone: list[int]) -> H
     context = {
         **({"same": True} if error and action == "claim" else _mine(request, now)),
         "waiting_count": unclaimed_count(request),
-        "unclaimed_count": unclaimed_count(request),
         "error": error,
         "done": "" if error else DONE[action],
         "gone": gone,

@@ -7,10 +7,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from crm.models import Stage
+from handoff import services
 from handoff.models import QueueEntry, SlaBreach
 from handoff.tasks import enforce_sla
 from tests.conftest import wait_for
 from tests.handoff.conftest import sql_entry
+from tests.scores import make_contact
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -94,6 +97,22 @@ def test_the_badge_counts_unclaimed_sqls(client, rep_sam, db):
     client.force_login(rep_sam)
 
     assert ">2</span>" in client.get("/queue/?part=badge", **HTMX).content.decode()
+
+
+def test_past_99_the_badge_says_99_plus_and_counts_no_further(client, rep_sam, db):
+    """Every page of a rep shows the badge: with thousands waiting it reads 100 entries, not all of them; the
+    queue page, which counts them all for its own list, still says how many."""
+    leads = [make_contact(email=f"many{i}@example.com", stage=Stage.SQL, score=80).pk for i in range(101)]
+    services.enqueue(contact_ids=leads, sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
+    client.force_login(rep_sam)
+
+    with CaptureQueriesContext(connection) as queries:
+        badge = client.get("/queue/?part=badge", **HTMX).content.decode()
+    assert ">99+</span>" in badge
+    assert any("LIMIT 100" in q["sql"] for q in queries.captured_queries)
+    assert ">99+</span>" in client.get("/reports/").content.decode().split('id="queue-badge"')[1][:400]
+    page = client.get("/queue/").content.decode()
+    assert '<span id="waiting-count">101</span>' in page and ">99+</span>" in page.split('id="queue-badge"')[1][:400]
 
 
 def test_the_queue_page_runs_a_fixed_number_of_queries(client, rep_sam, db):
