@@ -479,10 +479,16 @@ def carried_from(criteria: Criteria) -> int | None:
 
 def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
     """The id ranges (lo, hi, contacts) of the passes over the events that score the contacts after ``after``
-    (of ``total``), in batches to compute at once: up to COMPUTE_AT_ONCE, on connections of their own, while
-    nothing else is running on the database (on a busy one, one at a time: ingest and pages come first); one at
-    a time on the caller's connection when it holds a transaction (the passes must see what it wrote)."""
-    ranges = chunks(after, pass_size(total))
+    (of ``total``), in ``batches``."""
+    return batches(after, pass_size(total))
+
+
+def batches(after: int, size: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
+    """The contacts after ``after`` as id ranges (lo, hi, contacts) of ``size``, in batches to work at once
+    (``at_once``): up to COMPUTE_AT_ONCE, on connections of their own, while nothing else is running on the
+    database (on a busy one, one at a time: ingest and pages come first); one at a time on the caller's
+    connection when it holds a transaction (the work must see what it wrote)."""
+    ranges = chunks(after, size)
     for first in ranges:
         alone = connection.in_atomic_block or not _quiet()
         yield (first, *itertools.islice(ranges, 0 if alone else COMPUTE_AT_ONCE - 1))
@@ -576,9 +582,9 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     with connection.cursor() as cursor:  # the versions before it that have scores (each has its legend)
         cursor.execute("SELECT array_agg(version) FROM crm_scorelegend WHERE version < %s", [criteria.version])
         params["before"] = cursor.fetchone()[0] or []
-    for lo, hi, _ in chunks(run.last_contact_id, SETTLE_CHUNK):
 
-        def once(lo: int = lo, hi: int = hi) -> None:
+    def one(lo: int, hi: int, _n: int) -> None:
+        def once() -> None:
             with transaction.atomic(), connection.cursor() as cursor:
                 # A chunk's few thousand rows: parallel workers would take longer to start than the query runs.
                 cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
@@ -589,9 +595,14 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
                     "DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s",
                     params | {"lo": lo, "hi": hi},
                 )
-                _stamp(run, hi, run.total)
 
         retrying(once)
+
+    # Chunks at once on a quiet database: a chunk is mostly the database's work. Resumed after a batch's last
+    # chunk, so a lost worker applies a batch again, which moves nobody twice (moves are conditional).
+    for batch in batches(run.last_contact_id, SETTLE_CHUNK):
+        at_once(one, batch)
+        _stamp(run, batch[-1][1], run.total)
 
 
 UNSCALABLE = """

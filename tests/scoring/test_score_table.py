@@ -14,7 +14,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from crm.models import Contact, Score, ScoreVersion, Stage
+from crm.models import Contact, Score, ScoreVersion, Stage, StageChange
 from leads import ingest
 from leads.models import Event
 from scoring import criteria, engine, services
@@ -244,6 +244,46 @@ def test_a_switched_version_drops_the_scores_before_it_and_keeps_a_newer_version
     services._settle(run, v2, NOW)
 
     assert sorted(Score.objects.filter(contact=contact).values_list("version", flat=True)) == [2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_settle_that_fails_in_one_chunk_of_a_batch_resumes_before_the_batch(admin_ada, source, monkeypatch):
+    """After the switch the stage rules run two chunks at once on a quiet database. The lower one fails while the
+    upper one commits: the run resumes before both (the upper one's moves apply once), and nobody stays behind."""
+    now = timezone.now()
+    Contact.objects.bulk_create(Contact(email=f"s{i}@example.com") for i in range(8))
+    made = list(Contact.objects.order_by("pk"))
+    for contact in made:
+        _events(source, contact, [("page_view", {"path": "/pricing"})] * 5, now)  # 30 points; 40 under v2 (a cap)
+    services.rescore(contact_ids=[c.pk for c in made])
+    assert set(Contact.objects.values_list("stage", flat=True)) == {Stage.LEAD}
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    monkeypatch.setattr(services, "SETTLE_CHUNK", 2)
+    monkeypatch.setattr(services, "_quiet", lambda: True)  # two at once, whatever else the test database runs
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    v2 = services.active_criteria()
+    services._compute(run, v2, now)
+    services._switch(run, v2, now)
+    move, lowest = services._move, made[0].pk
+
+    def failing_first(criteria_, rows, *args, **kwargs):
+        if rows and rows[0][0] == lowest:
+            time.sleep(0.3)  # the chunk beside it commits first
+            raise RuntimeError("the worker was lost")
+        return move(criteria_, rows, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_move", failing_first)
+    with pytest.raises(RuntimeError):
+        services._settle(run, v2, now)
+    assert Contact.objects.filter(stage=Stage.MQL).count() == 2  # the chunk beside it committed
+    run.refresh_from_db()
+    assert run.last_contact_id < lowest
+
+    monkeypatch.setattr(services, "_move", move)
+    services._settle(run, v2, now)
+
+    assert set(Contact.objects.values_list("stage", flat=True)) == {Stage.MQL}
+    assert StageChange.objects.filter(by_label="scoring v2").count() == 8  # each moved once
 
 
 @pytest.mark.django_db(transaction=True)
