@@ -638,9 +638,15 @@ def refresh(*, criteria: Criteria, lo: int, hi: int, now: datetime) -> list[Move
 
 
 def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    for lo, hi, n in chunks(run.last_contact_id, REFRESH_CHUNK):
+    """The decay refresh of the run's contacts, chunks at once on a quiet database (see ``batches``), resumed
+    after a batch (a chunk refreshed twice gives the same: its scores decay from the instant of their facts)."""
+
+    def one(lo: int, hi: int, _n: int) -> None:
         refresh(criteria=criteria, lo=lo, hi=hi, now=now)
-        _stamp(run, hi, run.done + n)
+
+    for batch in batches(run.last_contact_id, REFRESH_CHUNK):
+        at_once(one, batch)
+        _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))
 
 
 def _execute(run: RescoreRun) -> RescoreRun:

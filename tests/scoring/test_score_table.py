@@ -287,6 +287,40 @@ def test_a_settle_that_fails_in_one_chunk_of_a_batch_resumes_before_the_batch(ad
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_refresh_that_fails_in_one_chunk_of_a_batch_resumes_before_the_batch(source, monkeypatch):
+    """The decay refresh also runs two chunks at once on a quiet database: the lower one fails while the one
+    beside it commits, and the run resumes before both; every score is brought to the refresh's instant."""
+    Contact.objects.bulk_create(Contact(email=f"r{i}@example.com") for i in range(8))
+    made = list(Contact.objects.order_by("pk"))
+    for contact in made:
+        _events(source, contact, [("page_view", {"path": "/pricing"})] * 5, NOW - timedelta(days=40))
+    services.rescore(contact_ids=[c.pk for c in made], now=NOW)
+    before = dict(Contact.objects.scored().values_list("pk", "score"))
+    monkeypatch.setattr(services, "REFRESH_CHUNK", 2)
+    monkeypatch.setattr(services, "_quiet", lambda: True)
+    run = services.start_full_rescore(version=CriteriaVersion.objects.get(status=CriteriaVersion.Status.ACTIVE))
+    refresh, lowest, later = services.refresh, made[0].pk, NOW + timedelta(days=60)
+
+    def failing_first(**kwargs):
+        if kwargs["lo"] == lowest:
+            time.sleep(0.3)  # the chunk beside it commits first
+            raise RuntimeError("the worker was lost")
+        return refresh(**kwargs)
+
+    monkeypatch.setattr(services, "refresh", failing_first)
+    with pytest.raises(RuntimeError):
+        services._refresh(run, services.active_criteria(), later)
+    run.refresh_from_db()
+    assert run.last_contact_id < lowest
+
+    monkeypatch.setattr(services, "refresh", refresh)
+    services._refresh(run, services.active_criteria(), later)
+
+    after = dict(Contact.objects.scored().values_list("pk", "score"))
+    assert all(after[pk] < before[pk] for pk in before), (before, after)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_refresh_leaves_a_score_rescored_from_events_while_it_ran(source, contact):
     """The refresh reads the stored facts, then a rescore from events (newer facts) commits before the refresh
     writes: the refresh skips that contact rather than write a score decayed from the older facts."""
