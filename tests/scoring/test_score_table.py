@@ -18,7 +18,7 @@ from crm.models import Contact, Score, ScoreVersion, Stage, StageChange
 from leads import ingest
 from leads.models import Event
 from scoring import criteria, engine, services
-from scoring.models import CriteriaVersion, RescoreRun
+from scoring.models import CriteriaVersion, RescoreRun, ScoreHistory
 from tests.scores import reloaded
 from tests.scoring.conftest import NOW
 
@@ -225,6 +225,26 @@ def test_computing_a_new_version_keeps_a_score_a_rescore_of_newer_activity_wrote
     services._compute(run, services.active_criteria(), NOW)  # a pass that read the events before that rescore
 
     assert Score.objects.get(version=2, contact=contact).scored_at == newer
+
+
+def test_a_publish_marks_each_score_it_moves_on_the_score_chart_once(admin_ada, source, monkeypatch):
+    """Each contact whose score the new version moves gets one point on its score chart at the switch, with the
+    new score and the stage it is in (the stage rules' moves add their own); a score that stays gets none."""
+    moving, staying = Contact.objects.create(email="moving@example.com"), Contact.objects.create(email="s@example.com")
+    _events(source, moving, [("page_view", {"path": "/pricing"})] * 2, NOW)
+    services.rescore(contact_ids=[moving.pk, staying.pk], now=NOW)
+    before = reloaded(moving).score
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+
+    services.run_full_rescore(run_id=run.pk)
+
+    moved = reloaded(moving)
+    assert moved.score > before > 0 == reloaded(staying).score
+    switch = ScoreHistory.objects.filter(at__gt=NOW)
+    assert list(switch.values_list("contact_id", "score", "fit_score", "engagement_score", "stage")) == [
+        (moving.pk, moved.score, moved.fit_score, moved.engagement_score, Stage.LEAD)
+    ]
 
 
 def test_a_switched_version_drops_the_scores_before_it_and_keeps_a_newer_versions(
