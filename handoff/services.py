@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mass_mail
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -81,7 +81,8 @@ GIVEN = {"id", "contact_id", "status", "sent_by", "note", "facts", "score", "ent
     "first_touch_minutes",
     "routed_at",
 }
-OTHERS = [f for f in QueueEntry._meta.concrete_fields if f.attname not in GIVEN]
+# A field with a database default is left to it (its Python default is an expression psycopg cannot send).
+OTHERS = [f for f in QueueEntry._meta.concrete_fields if f.attname not in GIVEN and f.db_default is models.NOT_PROVIDED]
 OPEN_SQL = OPEN.format(
     others=", ".join(f.column for f in OTHERS),
     defaults=", ".join(f"%(default_{f.attname})s" for f in OTHERS),

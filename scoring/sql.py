@@ -462,7 +462,8 @@ def tallied(text: str, *, graded: bool = False) -> str:
     live grade, how many): the contacts by (stage, after, grade, live grade), counted (id NULL); the first
     SAMPLES that move, each named (how many 0); and those whose facts do not carry (stage NULL), one row each.
     Fetching every row of a million and deciding each in Python took a third of the preview. ``graded``: the
-    statement's rows end with their live grade (``carried`` reads it with the facts), else it is joined."""
+    statement's rows end with their live grade (``carried`` reads it with the facts of its source, which
+    ``services.carried_from`` makes the live version), else it is joined."""
     today, rows = ("r.live_grade", "r") if graded else ("l.grade", f"r {LIVE_GRADE}")
     return f"""
 WITH r AS ({text}),

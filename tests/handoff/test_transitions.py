@@ -71,7 +71,7 @@ def test_opening_many_entries_takes_the_queries_of_one(db):
             services.enqueue(contact_ids=contacts, sent_by="scoring v1", sla=services.Sla(60, 120), requested={})
         return len(queries)
 
-    opening([first])  # the desk's settings are read once, then cached
+    opening([first])  # the first creates the desk's row
     assert opening([one]) == opening(many) == 3  # the desk, the statement, whether anyone listens
     assert QueueEntry.objects.count() == 42
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import connection, transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crm.lifecycle import Actor, move
@@ -63,10 +63,15 @@ def test_the_stage_rules(stage, score, intent, to):
     promotion=st.integers(-50, 150),
     intent=st.booleans(),
     held=st.booleans(),
-    mql=st.integers(0, 100),
-    above=st.integers(0, 50),
-    hysteresis=st.integers(0, 20),
+    mql=st.integers(0, 100) | st.floats(0, 100, allow_nan=False),
+    above=st.integers(0, 50) | st.floats(0, 50, allow_nan=False),
+    hysteresis=st.integers(0, 20) | st.floats(0, 20, allow_nan=False),
 )
+# On each threshold, where a >= made > (or the reverse) would move someone else.
+@example(stage="lead", score=70, promotion=70, intent=True, held=False, mql=40, above=30, hysteresis=5)
+@example(stage="lead", score=40, promotion=40, intent=False, held=False, mql=40, above=30, hysteresis=5)
+@example(stage="mql", score=35, promotion=35, intent=False, held=False, mql=40, above=30, hysteresis=5)
+@example(stage="mql", score=34, promotion=34, intent=False, held=True, mql=40.5, above=0.5, hysteresis=5.5)
 def test_the_rules_in_sql_move_whom_the_function_moves(
     db, stage, score, promotion, intent, held, mql, above, hysteresis
 ):
