@@ -672,7 +672,23 @@ def _execute(run: RescoreRun) -> RescoreRun:
     run.finished_at = run.heartbeat_at = timezone.now()
     run.done = run.total
     run.save(update_fields=["finished_at", "heartbeat_at", "done"])
+    if run.switched_at is not None:
+        _vacuum_scores()
     return run
+
+
+def _vacuum_scores() -> None:
+    """Make the rows a publish dropped (the version before it: a row per contact) reusable, and plan for what is
+    left: PostgreSQL's autovacuum may be off or far behind (off on this project's CI machine, where six publishes
+    at 1M left 11.5 million dead rows and an 8 GB score table that every pass and page then read through). Not in
+    a transaction (VACUUM cannot run in one); a failure is logged, the run stands."""
+    if connection.in_atomic_block:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) crm_score")
+    except (OperationalError, InterfaceError) as e:
+        log.warning("the score table was not vacuumed after a publish (%s)", e)
 
 
 def run_full_rescore(*, run_id: int) -> RescoreRun | None:

@@ -134,6 +134,24 @@ def test_readers_see_one_version_at_a_time_while_a_publish_computes(admin_ada, s
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_publish_leaves_the_score_table_vacuumed(admin_ada, source, monkeypatch):
+    """The version before it is dropped, a row per contact: the run vacuums the table itself (autovacuum may be
+    off, as on the CI machine), so the next publish writes into that space and readers do not read through it."""
+    _contacts_scored_under_v1(source, 20)
+    monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
+    run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)
+    started = timezone.now()
+
+    services.run_full_rescore(run_id=run.pk)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'crm_score'")
+        vacuumed = cursor.fetchone()[0]
+    assert vacuumed is not None and vacuumed >= started
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_publish_racing_ingest_and_its_rescores_finishes_and_loses_nothing(
     admin_ada, source, ingest_key, monkeypatch
 ):
