@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from crm.models import Company, Contact
 from tests.conftest import wait_for
@@ -50,7 +51,11 @@ def test_a_company_size_changed_in_the_admin_marks_its_contacts_stale(client, ad
     acme = Company.objects.create(name="Acme", size=10)
     grace = Contact.objects.create(email="grace@acme.example", company=acme)
     client.force_login(admin_ada)
+    before = timezone.now()
 
-    client.post(f"/admin/crm/company/{acme.pk}/change/", {"name": "Acme", "domain": "", "size": "500"})
+    response = client.post(f"/admin/crm/company/{acme.pk}/change/", {"name": "Acme", "domain": "", "size": "500"})
 
-    assert Contact.objects.scored().get(pk=grace.pk).activity.stale_since is not None
+    assert response.status_code == 302, response.content.decode()[:2000]
+    grace = Contact.objects.scored().get(pk=grace.pk)
+    # Marked stale, unless the suite's worker has already rescored it (which clears the mark): seen once in CI.
+    assert grace.activity.stale_since is not None or (grace.scored_at is not None and grace.scored_at >= before)
