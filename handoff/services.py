@@ -54,11 +54,9 @@ class Sla:
 
 # Opens the queue entries of the contacts %(ids)s in one statement: the facts sales read first, the score and its top
 # three reasons (the breakdown's largest points, in its order among equals) as the contact enters, what each asked
-# for (%(asked_ids)s beside %(asked_forms)s); every other column takes its field's default (OTHERS).
+# for (%(asked_ids)s beside %(asked_forms)s), in the columns GIVEN; every other column takes its field's default.
 OPEN = """
-INSERT INTO handoff_queueentry
-    (contact_id, status, sent_by, note, facts, score, entered_at, reasons, unclaimed_due_at, first_touch_minutes,
-     routed_at, {others})
+INSERT INTO handoff_queueentry ({given}, {others})
 SELECT c.id, 'waiting', %(sent_by)s, %(note)s,
     jsonb_build_object('job_title', c.job_title, 'company', coalesce(co.name, ''), 'company_size', co.size,
         'phone', c.phone, 'requested', coalesce(r.forms, '[]'::jsonb)),
@@ -76,14 +74,15 @@ WHERE c.id = ANY(%(ids)s)
 ORDER BY c.id
 ON CONFLICT DO NOTHING
 RETURNING id"""
-GIVEN = {"id", "contact_id", "status", "sent_by", "note", "facts", "score", "entered_at", "reasons"} | {
-    "unclaimed_due_at",
-    "first_touch_minutes",
-    "routed_at",
-}
+GIVEN = "contact_id status sent_by note facts score entered_at reasons unclaimed_due_at first_touch_minutes routed_at"
 # A field with a database default is left to it (its Python default is an expression psycopg cannot send).
-OTHERS = [f for f in QueueEntry._meta.concrete_fields if f.attname not in GIVEN and f.db_default is models.NOT_PROVIDED]
+OTHERS = [
+    f
+    for f in QueueEntry._meta.concrete_fields
+    if not f.primary_key and f.attname not in GIVEN.split() and f.db_default is models.NOT_PROVIDED
+]
 OPEN_SQL = OPEN.format(
+    given=", ".join(GIVEN.split()),
     others=", ".join(f.column for f in OTHERS),
     defaults=", ".join(f"%(default_{f.attname})s" for f in OTHERS),
     breakdown=Breakdown.SQL.format(**{name: f"s.{name}" for name in Breakdown.FACTS}),

@@ -75,9 +75,9 @@ def badge(request: HttpRequest) -> dict[str, Any]:
     the badge shows (at most BADGE_MOST + 1 entries read, not thousands on every page)."""
     count = getattr(request, "_unclaimed_count", None)
     if count is None:
-        count = getattr(request, "_badge_count", None)
-    if count is None:  # once per request: the badge's poll renders it with its own context too
-        count = request._badge_count = QueueEntry.objects.filter(status=Status.WAITING)[: BADGE_MOST + 1].count()
+        if not hasattr(request, "_badge_count"):  # once per request: the badge's poll renders it twice
+            request._badge_count = QueueEntry.objects.filter(status=Status.WAITING)[: BADGE_MOST + 1].count()
+        count = request._badge_count
     return {"unclaimed_count": count, "unclaimed_label": f"{BADGE_MOST}+" if count > BADGE_MOST else str(count)}
 
 
