@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import redis
@@ -42,6 +42,7 @@ RESCORE_RUNS = "baton:stats:rescore_runs"
 COMMIT_PAUSES = (0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 1, 1)  # seconds: ~5 s in all
 FULL_RESCORE_LOCK = 7_340_001  # pg advisory lock key: one full rescore at a time
 FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
+VACUUM_TASK = "scoring.tasks.vacuum_scores"
 IMPORTED_TASK = "scoring.tasks.rescore_imported"
 IMPORT_SCORING_PATIENCE = 120.0  # seconds an import waits for other workers scoring its contacts
 RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
@@ -527,50 +528,48 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
     return [future.result() for future in futures]
 
 
-# The switch's one pass over the new version's scores: the stages to put right, and a score-history row for each
-# contact whose score it moves.
-SWITCHED = """
-WITH joined AS MATERIALIZED (
-    SELECT n.contact_id, n.stage <> c.stage AS misfiled, c.stage, n.score, n.fit_score, n.engagement_score,
-        o.score AS old_score
-    FROM crm_score n JOIN crm_contact c ON c.id = n.contact_id
-    LEFT JOIN crm_score o ON o.version = %(live)s AND o.contact_id = n.contact_id
-    WHERE n.version = %(version)s
-),
-refiled AS (  -- by their ids: a join with the CTE would read every score again
-    UPDATE crm_score n SET stage = c.stage FROM crm_contact c
-    WHERE n.version = %(version)s AND n.contact_id = ANY(ARRAY(SELECT contact_id FROM joined WHERE misfiled))
-        AND c.id = n.contact_id
-)
+# The switch puts right the stages of the new version's scores (one join of every score with its contact).
+REFILED = """
+UPDATE crm_score n SET stage = c.stage FROM crm_contact c
+WHERE n.version = %(version)s AND c.id = n.contact_id AND n.stage <> c.stage"""
+# A score-chart point for each contact of a range whose score the switch moved (from the version it replaced), in the
+# stage it was in: written with the range's stage rules, before they drop the replaced scores (so never twice). None
+# for a run that switched before runs recorded what they replaced: its switch wrote the points.
+POINTS = """
 INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-SELECT contact_id, %(now)s, score, fit_score, engagement_score, stage FROM joined
-WHERE score IS DISTINCT FROM old_score"""
+SELECT n.contact_id, %(now)s, n.score, n.fit_score, n.engagement_score, c.stage
+FROM crm_score n
+JOIN crm_score o ON o.version = %(replaced)s AND o.contact_id = n.contact_id AND o.contact_id BETWEEN %(lo)s AND %(hi)s
+JOIN crm_contact c ON c.id = n.contact_id
+WHERE n.version = %(version)s AND n.contact_id BETWEEN %(lo)s AND %(hi)s AND n.score <> o.score
+ORDER BY n.contact_id"""
 
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    """Readers see the run's version from now on, all at once: one update of the live version, with a
-    score-history row for every contact whose score it moves (its joins of every score in memory: ``heavy``).
-    Retried after a deadlock (a rescore holding one of its rows may wait for the stage lock it holds)."""
+    """Readers see the run's version from now on, all at once: one update of the live version (the version it
+    replaces recorded on the run, for the score chart's points: ``_settle``). Retried after a deadlock (a rescore
+    holding one of its rows may wait for the stage lock it holds)."""
 
     def once() -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             live = ScoreVersion.objects.select_for_update().get()
             # Stage moves wait (STAGE_COPY) while its scores' stages are put right: a pass may have written a row
-            # before a move of its contact committed, which the move's copy did not see. One read of every score.
+            # before a move of its contact committed, which the move's copy did not see. One read of every score
+            # (joined in memory: ``heavy``).
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STAGE_COPY])
-            cursor.execute(SWITCHED, {"now": now, "live": live.live, "version": criteria.version})
-            live.live = criteria.version
+            cursor.execute(REFILED, {"version": criteria.version})
+            run.replaced, live.live = live.live, criteria.version
             live.save(update_fields=["live"])
             run.switched_at = timezone.now()
-            _stamp(run, 0, run.total, "switched_at")
+            _stamp(run, 0, run.total, "switched_at", "replaced")
 
     retrying(once)
 
 
 def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
-    """After the switch: apply the stage rules under the live version (only contacts a rule might move are
-    read) and drop the scores of the versions before it, range by range (a newer version published meanwhile
-    keeps what its rescores wrote)."""
+    """After the switch, range by range: mark each score it moved on the score chart, apply the stage rules under
+    the live version (only contacts a rule might move are read) and drop the scores of the versions before it (a
+    newer version published meanwhile keeps what its rescores wrote)."""
     candidates = f"""
         SELECT s.contact_id, c.stage, s.score, s.promotion_score,
             coalesce(%(now)s - s.intent_at <= make_interval(days => %(intent_days)s), false), s.grade, c.stage_held
@@ -578,7 +577,13 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s
             AND {sql.might_move("c.stage", "s.score", "s.promotion_score")}
         ORDER BY s.contact_id"""
-    params = {"now": now, "intent_days": criteria.intent_days, "version": criteria.version, **sql.move_bounds(criteria)}
+    params = {
+        "now": now,
+        "intent_days": criteria.intent_days,
+        "version": criteria.version,
+        "replaced": run.replaced,
+        **sql.move_bounds(criteria),
+    }
     with connection.cursor() as cursor:  # the versions before it that have scores (each has its legend)
         cursor.execute("SELECT array_agg(version) FROM crm_scorelegend WHERE version < %s", [criteria.version])
         params["before"] = cursor.fetchone()[0] or []
@@ -588,6 +593,7 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
                 # A chunk's few thousand rows: parallel workers would take longer to start than the query runs.
                 cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+                cursor.execute(POINTS, params | {"lo": lo, "hi": hi})
                 cursor.execute(candidates, params | {"lo": lo, "hi": hi})
                 _move(criteria, cursor.fetchall(), now)
                 # Each version's range by the primary key (a version range would walk every older version's rows).
@@ -672,23 +678,21 @@ def _execute(run: RescoreRun) -> RescoreRun:
     run.finished_at = run.heartbeat_at = timezone.now()
     run.done = run.total
     run.save(update_fields=["finished_at", "heartbeat_at", "done"])
-    if run.switched_at is not None:
-        _vacuum_scores()
+    # A row per contact is dead now (a publish dropped a version's, a refresh wrote new ones): vacuumed by a task of
+    # its own, after the run (its readers need not wait for it, nor the next run for the lock).
+    transaction.on_commit(partial(send_soon, VACUUM_TASK, what="the score table's vacuum (the next run asks again)"))
     return run
 
 
-def _vacuum_scores() -> None:
-    """Make the rows a publish dropped (the version before it: a row per contact) reusable, and plan for what is
-    left: PostgreSQL's autovacuum may be off or far behind (off on this project's CI machine, where six publishes
-    at 1M left 11.5 million dead rows and an 8 GB score table that every pass and page then read through). Not in
-    a transaction (VACUUM cannot run in one); a failure is logged, the run stands."""
-    if connection.in_atomic_block:
-        return
+def vacuum_scores() -> None:
+    """Make the rows a run left dead reusable, and plan for what is left: PostgreSQL's autovacuum may be off or far
+    behind (off on this project's CI machine, where six publishes at 1M left 11.5 million dead rows and an 8 GB
+    score table that every pass and page then read through). A failure is logged: the next run asks again."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM (ANALYZE) crm_score")
     except (OperationalError, InterfaceError) as e:
-        log.warning("the score table was not vacuumed after a publish (%s)", e)
+        log.warning("the score table was not vacuumed after a run (%s)", e)
 
 
 def run_full_rescore(*, run_id: int) -> RescoreRun | None:

@@ -45,6 +45,12 @@ def refresh_decay() -> None:
     services.refresh_decay()
 
 
+@shared_task(ignore_result=True, **FULL_RESCORE_LIMITS)
+def vacuum_scores() -> None:
+    """After a full rescore or a decay refresh: the score table's dead rows made reusable."""
+    services.vacuum_scores()
+
+
 @shared_task(autoretry_for=(OperationalError,), max_retries=10, retry_backoff=True, **FULL_RESCORE_LIMITS)
 def run_import(import_id: int) -> None:
     services.run_import(import_id=import_id)
