@@ -532,17 +532,6 @@ def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
 REFILED = """
 UPDATE crm_score n SET stage = c.stage FROM crm_contact c
 WHERE n.version = %(version)s AND c.id = n.contact_id AND n.stage <> c.stage"""
-# A score-chart point for each contact of a range whose score the switch moved (from the version it replaced), in the
-# stage it was in: written with the range's stage rules, before they drop the replaced scores (so never twice). None
-# for a run that switched before runs recorded what they replaced: its switch wrote the points.
-POINTS = """
-INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
-SELECT n.contact_id, %(now)s, n.score, n.fit_score, n.engagement_score, c.stage
-FROM crm_score n
-JOIN crm_score o ON o.version = %(replaced)s AND o.contact_id = n.contact_id AND o.contact_id BETWEEN %(lo)s AND %(hi)s
-JOIN crm_contact c ON c.id = n.contact_id
-WHERE n.version = %(version)s AND n.contact_id BETWEEN %(lo)s AND %(hi)s AND n.score <> o.score
-ORDER BY n.contact_id"""
 
 
 def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
@@ -570,13 +559,31 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """After the switch, range by range: mark each score it moved on the score chart, apply the stage rules under
     the live version (only contacts a rule might move are read) and drop the scores of the versions before it (a
     newer version published meanwhile keeps what its rescores wrote)."""
-    candidates = f"""
-        SELECT s.contact_id, c.stage, s.score, s.promotion_score,
-            coalesce(%(now)s - s.intent_at <= make_interval(days => %(intent_days)s), false), s.grade, c.stage_held
-        FROM crm_score s JOIN crm_contact c ON c.id = s.contact_id
-        WHERE s.version = %(version)s AND s.contact_id BETWEEN %(lo)s AND %(hi)s
-            AND {sql.might_move("c.stage", "s.score", "s.promotion_score")}
-        ORDER BY s.contact_id"""
+    # One statement a chunk: it marks on the score chart each score the switch moved (against the version it
+    # replaced; none recorded by a run that switched before runs kept it: its switch marked them), in the stage it
+    # was in; drops the older versions' scores (so a chunk applied again marks none); reads whom a rule might move.
+    chunk = f"""
+WITH range AS MATERIALIZED (
+    SELECT n.contact_id, n.score, n.fit_score, n.engagement_score, n.promotion_score, n.intent_at, n.grade, c.stage,
+        c.stage_held, o.score AS replaced_score
+    FROM crm_score n
+    JOIN crm_contact c ON c.id = n.contact_id
+    LEFT JOIN crm_score o ON o.version = %(replaced)s AND o.contact_id = n.contact_id
+        AND o.contact_id BETWEEN %(lo)s AND %(hi)s
+    WHERE n.version = %(version)s AND n.contact_id BETWEEN %(lo)s AND %(hi)s
+),
+points AS (
+    INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
+    SELECT contact_id, %(now)s, score, fit_score, engagement_score, stage FROM range
+    WHERE score <> replaced_score ORDER BY contact_id
+),
+dropped AS (  -- each version's range by the primary key (a version range would walk every older version's rows)
+    DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s
+)
+SELECT contact_id, stage, score, promotion_score,
+    coalesce(%(now)s - intent_at <= make_interval(days => %(intent_days)s), false), grade, stage_held
+FROM range WHERE {sql.might_move("stage", "score", "promotion_score")}
+ORDER BY contact_id"""
     params = {
         "now": now,
         "intent_days": criteria.intent_days,
@@ -593,14 +600,8 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
                 # A chunk's few thousand rows: parallel workers would take longer to start than the query runs.
                 cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
-                cursor.execute(POINTS, params | {"lo": lo, "hi": hi})
-                cursor.execute(candidates, params | {"lo": lo, "hi": hi})
+                cursor.execute(chunk, params | {"lo": lo, "hi": hi})
                 _move(criteria, cursor.fetchall(), now)
-                # Each version's range by the primary key (a version range would walk every older version's rows).
-                cursor.execute(
-                    "DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s",
-                    params | {"lo": lo, "hi": hi},
-                )
 
         retrying(once)
 
