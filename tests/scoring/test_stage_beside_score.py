@@ -8,6 +8,7 @@ import threading
 import psycopg
 import pytest
 from django.db import OperationalError, connection, transaction
+from django.db.models import Case, F, Value, When
 
 from crm import lifecycle
 from crm.lifecycle import Actor
@@ -40,6 +41,27 @@ def test_a_move_reaches_the_live_scores_and_those_of_a_version_being_computed(ad
 
     services.rescore(contact_ids=[contact.pk], now=NOW)  # a rescore rewrites both scores, not their stage
     assert _stages(contact) == {1: Stage.DISQUALIFIED, 2: Stage.DISQUALIFIED}
+
+
+def test_a_statement_writing_many_contacts_copies_only_the_stages_it_moved(source):
+    """Ingest upserts contact rows in batches and moves no stage: the copy leaves the score rows of the contacts whose
+    stage stayed unwritten (ingest and scoring write different rows), even in a statement that moves another."""
+    moving, staying = (Contact.objects.create(email=f"{name}@example.com") for name in ("moving", "staying"))
+    services.rescore(contact_ids=[moving.pk, staying.pk], now=NOW)
+
+    def score_row(contact):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT ctid::text, stage FROM crm_score WHERE contact_id = %s", [contact.pk])
+            return cursor.fetchone()
+
+    before = score_row(staying)
+
+    Contact.objects.filter(pk__in=[moving.pk, staying.pk]).update(
+        stage=Case(When(pk=moving.pk, then=Value(Stage.MQL)), default=F("stage"))
+    )
+
+    assert score_row(moving)[1] == Stage.MQL
+    assert score_row(staying) == before
 
 
 @pytest.mark.django_db(transaction=True)
