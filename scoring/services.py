@@ -559,9 +559,10 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """After the switch, range by range: mark each score it moved on the score chart, apply the stage rules under
     the live version (only contacts a rule might move are read) and drop the scores of the versions before it (a
     newer version published meanwhile keeps what its rescores wrote)."""
-    # One statement a chunk: it marks on the score chart each score the switch moved (against the version it
+    # A chunk's first statement marks on the score chart each score the switch moved (against the version it
     # replaced; none recorded by a run that switched before runs kept it: its switch marked them), in the stage it
-    # was in; drops the older versions' scores (so a chunk applied again marks none); reads whom a rule might move.
+    # was in, and reads whom a rule might move; its last drops the older versions' scores (so a chunk applied again
+    # marks none), after the moves have locked the live scores: every writer locks the live scores first.
     chunk = f"""
 WITH range AS MATERIALIZED (
     SELECT n.contact_id, n.score, n.fit_score, n.engagement_score, n.promotion_score, n.intent_at, n.grade, c.stage,
@@ -576,9 +577,6 @@ points AS (
     INSERT INTO scoring_scorehistory (contact_id, at, score, fit_score, engagement_score, stage)
     SELECT contact_id, %(now)s, score, fit_score, engagement_score, stage FROM range
     WHERE score <> replaced_score ORDER BY contact_id
-),
-dropped AS (  -- each version's range by the primary key (a version range would walk every older version's rows)
-    DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s
 )
 SELECT contact_id, stage, score, promotion_score,
     coalesce(%(now)s - intent_at <= make_interval(days => %(intent_days)s), false), grade, stage_held
@@ -602,6 +600,11 @@ ORDER BY contact_id"""
                 cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
                 cursor.execute(chunk, params | {"lo": lo, "hi": hi})
                 _move(criteria, cursor.fetchall(), now)
+                # Each version's range by the primary key (a version range would walk every older version's rows).
+                cursor.execute(
+                    "DELETE FROM crm_score WHERE version = ANY(%(before)s) AND contact_id BETWEEN %(lo)s AND %(hi)s",
+                    params | {"lo": lo, "hi": hi},
+                )
 
         retrying(once)
 
