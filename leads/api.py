@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
@@ -14,7 +16,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from crm import contact_json, csv_export
 from crm.models import Contact
-from leads import auth, contacts, email_hooks, errors, import_rows, imports, ingest, parsing
+from leads import auth, contacts, email_hooks, errors, import_rows, imports, ingest, parsing, ratelimit
 from leads.import_forms import ImportOptions
 from leads.models import ApiKey, Import
 from leads.schemas import (
@@ -112,12 +114,51 @@ def _store(key: ApiKey, events: list[EventIn]) -> JsonResponse:
     return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
 
 
+@contextmanager
+def _key_first(request: HttpRequest) -> Iterator[ApiKey]:
+    """The ingest key as this process remembers it, for the body's parsing: a request with a bad key is told so
+    first, also when this process still remembers the key as valid (looked up again before a body error)."""
+    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST, remembered=True)
+    try:
+        yield key
+    except errors.ApiError:
+        auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+        raise
+
+
+def _as_remembered[T](request: HttpRequest, key: ApiKey, store: Callable[[ApiKey], T]) -> T:
+    """``store`` with the request's ingest ``key`` as this process remembers it; when the store finds the key
+    revoked or its source changed since, or the rate limit refuses it (by the source's rate as remembered), with
+    the key looked up again (a 401 once revoked)."""
+    try:
+        return store(key)
+    except (ingest.StaleKey, ratelimit.Refused):
+        key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+    try:
+        return store(key)
+    except ingest.StaleKey:  # changed again, this very moment
+        raise errors.unavailable() from None
+
+
 @api.post("/events", response={202: Accepted, **ERRORS}, openapi_extra=json_body(EventIn, EventBatch), tags=["events"])
 def post_events(request: HttpRequest) -> HttpResponse:
     """Send one event, or up to 1,000 as `{"events": [...]}`. Needs an `ingest` key. All or nothing."""
-    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
-    events = parsing.parse_events(parsing.read_body(request, media_types=("application/json",)))
-    return _store(key, events)
+    with _key_first(request) as remembered:
+        events = parsing.parse_events(parsing.read_body(request, media_types=("application/json",)))
+    result = _as_remembered(
+        request,
+        remembered,
+        lambda key: ingest.record(source=key.source, events=events, received_at=timezone.now(), key=key),
+    )
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+
+
+def events_view(request: HttpRequest) -> HttpResponse:
+    """POST /api/v1/events answered as its route answers it, errors included: the WSGI handler's short path."""
+    try:
+        return post_events(request)
+    except Exception as exc:
+        return api.on_exception(request, exc)
 
 
 def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
@@ -163,19 +204,24 @@ def collect_preflight(request: HttpRequest) -> HttpResponse:
 @api.post("/identify", response={200: Identified, **ERRORS}, openapi_extra=json_body(IdentifyIn), tags=["events"])
 def post_identify(request: HttpRequest) -> HttpResponse:
     """Tie an anonymous visitor to a contact (created if needed); its earlier events join the contact."""
-    key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
-    body = parsing.read_body(request, media_types=("application/json",))
-    if not isinstance(body, dict):
-        raise errors.malformed('The body must be a JSON object: {"visitor_id": …, "email": …}.')
-    payload, details = parsing.validate(IdentifyIn, body)
-    if payload is None:
-        raise errors.invalid(details)
-    contact_id, result = ingest.identify(
-        source=key.source,
-        visitor_id=payload.visitor_id,
-        email=payload.email,
-        contact=payload.contact,
-        at=timezone.now(),
+    with _key_first(request) as remembered:
+        body = parsing.read_body(request, media_types=("application/json",))
+        if not isinstance(body, dict):
+            raise errors.malformed('The body must be a JSON object: {"visitor_id": …, "email": …}.')
+        payload, details = parsing.validate(IdentifyIn, body)
+        if payload is None:
+            raise errors.invalid(details)
+    contact_id, result = _as_remembered(
+        request,
+        remembered,
+        lambda key: ingest.identify(
+            source=key.source,
+            visitor_id=payload.visitor_id,
+            email=payload.email,
+            contact=payload.contact,
+            at=timezone.now(),
+            key=key,
+        ),
     )
     return JsonResponse({"contact_id": contact_id, "events_attached": result.attached})
 

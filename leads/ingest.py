@@ -1,12 +1,12 @@
 """The one ingest path behind the events API, the snippet's collect endpoint, identify and hosted forms.
 
-``record`` stores a validated request with one set-based SQL statement (``store_statement``), atomic by itself:
-it upserts the contacts (profile fields, first-touch channel) and their companies, records their
-activity (last event, the stale mark for the scoring worker), links visitors to contacts and
-attaches their earlier anonymous events, creates unknown forms, and inserts the events (duplicates
-skipped). Two rarer cases cost more: anonymous events of visitors linked earlier (one lookup first)
-and opt-outs (a second statement). Then, before the commit, one Redis call takes the rate limit's tokens
-and asks for the contacts' rescore (crm.freshness.nudge).
+``record`` takes the request's tokens of its source's rate limit (leads.ratelimit: mostly without a Redis call),
+then stores it with one set-based SQL statement (``store_statement``), atomic by itself and committed on its
+own: it upserts the contacts (profile fields, opt-outs, first-touch channel) and their companies, records their
+activity (last event, the stale mark for the scoring worker), links visitors to contacts and attaches their
+earlier anonymous events, creates unknown forms, and inserts the events (duplicates skipped). Anonymous events
+of visitors linked earlier cost one lookup first. Then one Redis call asks for the contacts' rescore
+(crm.freshness.nudge). Two round trips in all for a request of a busy source with a remembered key.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 
-from crm.freshness import nudge
+from crm.freshness import request_rescore
 from crm.retry import retrying
 from leads import ratelimit
-from leads.models import Source
+from leads.models import ApiKey, Source
 from leads.schemas import PROFILE_FIELDS, WHOLE_NUMBER, ContactFields, EventIn
 
 # Profile fields stored on the contact itself; company, company_size and industry belong to its company.
@@ -122,14 +122,28 @@ def _is_extra_field(key: str, value: Any) -> bool:
 COLUMNS = ", ".join(CONTACT_TEXT_FIELDS)
 # Progressive profiling: a field given (non-empty) replaces the stored one; an empty one leaves it.
 KEEP_UNLESS_GIVEN = ", ".join(f"{f} = coalesce(nullif(EXCLUDED.{f}, ''), crm_contact.{f})" for f in CONTACT_TEXT_FIELDS)
+# The caller's key, as its process remembers it: still valid, and its source unchanged (leads.auth).
+CALLER = """caller AS (
+    SELECT FROM leads_apikey k JOIN leads_source s ON s.id = k.source_id
+    WHERE k.id = %(key)s AND k.revoked_at IS NULL
+        AND s.id = %(source)s AND s.name = %(source_name)s AND s.rate_limit = %(rate_limit)s
+)"""
+
+
+class StaleKey(Exception):
+    """The key a store was called with was revoked, or its source changed, since its process looked it up."""
+
 
 # A request's contacts and events reach PostgreSQL as two JSON documents (one parameter each): json.dumps is C,
 # while psycopg adapts a list per column in Python (a third of a 500-event request's time went there).
+# {only} is where a keyed statement writes nothing unless the caller's key is as remembered.
 INPUT = f"""input AS (
     SELECT * FROM json_to_recordset(%(contacts)s::json) AS i(
         email text, {", ".join(f"{name} text" for name in CONTACT_TEXT_FIELDS)},
-        company text, company_size int, industry text, extra jsonb, last_activity timestamptz, first_channel text
+        company text, company_size int, industry text, extra jsonb, last_activity timestamptz, first_channel text,
+        opt_out boolean
     )
+    {{only}}
 )"""
 COMPANIES = """companies AS (
     INSERT INTO crm_company (name, size, industry)
@@ -168,7 +182,7 @@ attached AS (
 )"""
 FORMS = """forms AS (  -- a form_submit naming an unknown form creates it, kind "other", for an admin to classify
     INSERT INTO leads_form (slug, name, kind, thank_you_url, created_at)
-    SELECT slug, slug, 'other', '', %(now)s FROM unnest(%(forms)s::text[]) AS slug ORDER BY 1
+    SELECT slug, slug, 'other', '', %(now)s FROM unnest(%(forms)s::text[]) AS slug {only} ORDER BY 1
     ON CONFLICT (slug) DO NOTHING
 )"""
 STORED = """stored AS (
@@ -179,6 +193,7 @@ STORED = """stored AS (
         client_id text, email text, visitor_id text, type text, occurred_at timestamptz, properties jsonb, channel text
     )
     LEFT JOIN contacts c ON c.email = e.email
+    {only}
     ORDER BY e.client_id
     ON CONFLICT (source_id, client_id) DO NOTHING
     RETURNING 1
@@ -186,20 +201,28 @@ STORED = """stored AS (
 
 
 @cache
-def store_statement(*, companies: bool, links: bool, forms: bool) -> str:
+def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool, keyed: bool) -> str:
     """The one statement that stores a request, with only the parts it needs (each variant is prepared once).
 
     Its CTEs cannot see one another's writes: so new contacts are inserted with all they carry, and events
-    find their contacts through the RETURNING rows of ``contacts``.
+    find their contacts through the RETURNING rows of ``contacts``. ``keyed``: it writes nothing unless the
+    caller's key is still as remembered (``caller``); its last column says whether it was.
     """
+    only = {"only": "WHERE EXISTS (SELECT FROM caller)" if keyed else ""}
     company = "co.id" if companies else "NULL::bigint"
     first_touch = "coalesce(a.channel, i.first_channel)" if links else "i.first_channel"
     last_event = "greatest(i.last_activity, a.last_at)" if links else "i.last_activity"
     anonymous = "LEFT JOIN anonymous a ON a.email = i.email" if links else ""
+    opt_out = (
+        ",\n        email_opt_out = coalesce((SELECT o.opt_out FROM input o WHERE o.email = EXCLUDED.email),"
+        " crm_contact.email_opt_out)"
+        if opt_outs
+        else ""
+    )
     contacts = f"""contacts AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
-    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel)
+    INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel, email_opt_out)
     SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, {company}, i.extra,
-        {first_touch}
+        {first_touch}, coalesce(i.opt_out, false)
     FROM input i
     {"LEFT JOIN companies co ON co.key = lower(i.company)" if companies else ""}
     {anonymous}
@@ -209,7 +232,7 @@ def store_statement(*, companies: bool, links: bool, forms: bool) -> str:
         company_id = coalesce(EXCLUDED.company_id, crm_contact.company_id),
         profile = crm_contact.profile || EXCLUDED.profile,
         channel = CASE WHEN crm_contact.channel <> '' THEN crm_contact.channel ELSE EXCLUDED.channel END,
-        updated_at = now()
+        updated_at = now(){opt_out}
     RETURNING id, email
 ),
 activity AS (  -- the stale mark the scoring worker looks for, and the newest activity it will publish
@@ -222,81 +245,88 @@ activity AS (  -- the stale mark the scoring worker looks for, and the newest ac
         stale_since = coalesce(crm_contactactivity.stale_since, EXCLUDED.stale_since)
 )"""
     parts = [
-        INPUT,
+        CALLER if keyed else "",
+        INPUT.format_map(only),
         COMPANIES if companies else "",
-        LINKS if links else "",
+        LINKS if links else "",  # what it writes joins contacts
         contacts,
         LINKED if links else "",
-        FORMS if forms else "",
-        STORED,
+        FORMS.format_map(only) if forms else "",
+        STORED.format_map(only),
     ]
     attached = "(SELECT count(*) FROM attached)" if links else "0"
+    caller = "EXISTS (SELECT FROM caller)" if keyed else "true"
     return (
         "WITH "
         + ",\n".join(part for part in parts if part)
         + f"\nSELECT (SELECT count(*) FROM stored), {attached}, (SELECT array_agg(id ORDER BY id) FROM contacts),"
-        + " pg_current_xact_id()::text::bigint"
+        + f" {caller}"
     )
 
 
-def record(*, source: Source, events: list[EventIn], received_at: datetime, limit: bool = True) -> Recorded:
+def record(
+    *, source: Source, events: list[EventIn], received_at: datetime, limit: bool = True, key: ApiKey | None = None
+) -> Recorded:
     """Store validated events of ``source``. Safe to run twice: repeated event ids count as duplicates.
 
-    All or nothing. Every contact named is marked stale (to be rescored), a repeat included. Retried on
-    a deadlock. ``limit``: the events take the source's rate limit, and none is stored when it refuses them
-    (a 429 ApiError). Returns what was stored and the ids of the contacts marked stale.
+    All or nothing: one statement. Every contact named is marked stale (to be rescored), a repeat included, and
+    then, once that has committed, its rescore asked for. Retried on a deadlock. ``limit``: the events take the
+    source's rate limit first, and none is stored when it refuses them (a 429 ApiError). ``key``: the caller's
+    key as its process remembers it (``source`` is its source); nothing is stored, and StaleKey raised, unless
+    the database still has it so. Returns what was stored and the ids of the contacts marked stale.
     """
     events = sorted(events, key=lambda e: (e.occurred_at or received_at, e.id))
     links = {e.visitor_id: e.email for e in events if e.email and e.visitor_id}
     anonymous = sorted({e.visitor_id for e in events if not e.email and e.visitor_id} - set(links))
-    bucket = ratelimit.bucket(source, len(events)) if limit else None
-    return _store(source, received_at, events, links, anonymous, contact=None, bucket=bucket)
+    if limit:
+        ratelimit.take(source, len(events))
+    return _store(source, received_at, events, links, anonymous, contact=None, key=key)
 
 
 def identify(
-    *, source: Source, visitor_id: str, email: str, contact: ContactFields | None, at: datetime
+    *,
+    source: Source,
+    visitor_id: str,
+    email: str,
+    contact: ContactFields | None,
+    at: datetime,
+    key: ApiKey | None = None,
 ) -> tuple[int, Recorded]:
     """Tie ``visitor_id`` to the contact ``email`` (creating it) and attach the visitor's anonymous events.
 
     Returns the contact's id and what changed. Safe to run twice (the second attaches nothing). Takes one token
-    of the source's rate limit.
+    of the source's rate limit; ``key`` as for ``record``.
     """
-    bucket = ratelimit.bucket(source, 1)
-    result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact), bucket=bucket)
+    ratelimit.take(source, 1)
+    result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact), key=key)
     return result.contact_ids[0], result
 
 
-def _store(source, now, events, links, anonymous, *, contact, bucket) -> Recorded:
+def _store(source, now, events, links, anonymous, *, contact, key) -> Recorded:
     def once() -> Recorded:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             email_of = {**_known_visitors(cursor, anonymous), **links}
             contacts = _contacts(events, email_of, source, now)
             if contact is not None:
                 email, fields = contact
                 _apply_fields(contacts.setdefault(email, _Contact()), fields)
-            opt_outs = {email: c.opt_out for email, c in contacts.items() if c.opt_out is not None}
-            parameters = _parameters(source, now, events, contacts, links, email_of)
+            parameters = _parameters(source, now, events, contacts, links, email_of, key)
             statement = store_statement(
                 companies=any(c.fields.get("company") for c in contacts.values()),
                 links=bool(links),
                 forms=bool(parameters["forms"]),
+                opt_outs=any(c.opt_out is not None for c in contacts.values()),
+                keyed=key is not None,
             )
             cursor.execute(statement, parameters)
-            accepted, attached, contact_ids, xid = cursor.fetchone()
-            contact_ids = contact_ids or []  # array_agg of no rows
-            if opt_outs:
-                cursor.execute(
-                    "UPDATE crm_contact c SET email_opt_out = o.value FROM unnest(%s::text[], %s::bool[])"
-                    " AS o(email, value) WHERE c.email = o.email",
-                    [list(opt_outs), list(opt_outs.values())],
-                )
-            # Before the commit: a refused request rolls back; the rescore task waits for this transaction.
-            wait = nudge(contact_ids, xid=xid, bucket=bucket)[0]
-            if wait > 0:
-                raise ratelimit.refusal(source, wait)
-        return Recorded(accepted, len(events) - accepted, attached, contact_ids)
+            accepted, attached, contact_ids, as_remembered = cursor.fetchone()
+        if not as_remembered:
+            raise StaleKey
+        return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])  # array_agg of no rows: None
 
-    return retrying(once)
+    result = retrying(once)
+    transaction.on_commit(partial(request_rescore, result.contact_ids))  # at once, unless in a caller's transaction
+    return result
 
 
 def _known_visitors(cursor, visitors: list[str]) -> dict[str, str]:
@@ -336,7 +366,7 @@ def _contacts(events: list[EventIn], email_of: dict[str, str], source: Source, n
     return contacts
 
 
-def _parameters(source, now, events, contacts, links, email_of) -> dict[str, Any]:
+def _parameters(source, now, events, contacts, links, email_of, key) -> dict[str, Any]:
     def moment(value: datetime | None) -> str | None:
         return value and value.isoformat()
 
@@ -347,6 +377,7 @@ def _parameters(source, now, events, contacts, links, email_of) -> dict[str, Any
             "extra": row.extra,
             "last_activity": moment(row.last_activity),
             "first_channel": row.first_channel,
+            "opt_out": row.opt_out,
         }
 
     def event_row(event: EventIn) -> dict[str, Any]:
@@ -363,6 +394,9 @@ def _parameters(source, now, events, contacts, links, email_of) -> dict[str, Any
     return {
         "now": now,
         "source": source.pk,
+        "source_name": source.name,
+        "rate_limit": source.rate_limit,
+        "key": key and key.pk,
         "contacts": json.dumps([contact_row(email, contacts[email]) for email in sorted(contacts)]),
         "link_visitors": list(links),
         "link_emails": list(links.values()),

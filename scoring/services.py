@@ -39,7 +39,6 @@ CHUNK = 5000
 SWEEP_AGE = timedelta(seconds=30)
 SWEEP_LIMIT = 20_000
 RESCORE_RUNS = "baton:stats:rescore_runs"
-COMMIT_PAUSES = (0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 1, 1)  # seconds: ~5 s in all
 FULL_RESCORE_LOCK = 7_340_001  # pg advisory lock key: one full rescore at a time
 FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
 VACUUM_TASK = "scoring.tasks.vacuum_scores"
@@ -239,38 +238,17 @@ def rescore(
 def rescore_stale(*, contact_ids: list[int], notify: bool = True, hold_sql: bool = False) -> Rescored:
     """Rescore contacts marked stale and clear the marks set before this run began.
 
-    Takes the coalescing keys first, so activity that arrives while this runs asks for another run, and waits
-    for the ingest transactions that asked while they stood (with Redis down there are none to take: the sweeper
-    stands in for the nudges).
+    Takes the coalescing keys first, so that activity arriving while this runs asks for another run (with Redis
+    down there are none to take: the sweeper stands in for the nudges).
     """
     if not contact_ids:
         return Rescored(0, [])
     try:
-        writers = taken(contact_ids, counter=RESCORE_RUNS)  # how many runs the nudges became: coalescing, observed
+        taken(contact_ids, counter=RESCORE_RUNS)  # how many runs the nudges became: coalescing, observed
     except (redis.RedisError, OSError) as e:
         log.warning("coalescing keys not taken (%s)", e)
-        writers = []
-    _await_commits(writers)
     # The new score and the cleared mark, together.
     return rescore(contact_ids=contact_ids, now=timezone.now(), notify=notify, hold_sql=hold_sql, clear_stale=True)
-
-
-def _await_commits(xids: list[int]) -> None:
-    """Wait (a few seconds at most) until none of these transactions, but the caller's own, is still in progress:
-    a nudge sent from inside one can arrive before its commit. Past that, the contacts stay stale for the sweeper."""
-    if not xids:
-        return
-    with connection.cursor() as cursor:
-        for pause in COMMIT_PAUSES:
-            time.sleep(pause)
-            cursor.execute(
-                "SELECT count(*) FROM unnest(%s::text[]::xid8[]) AS x(id) WHERE pg_xact_status(id) = 'in progress'"
-                " AND id IS DISTINCT FROM pg_current_xact_id_if_assigned()",  # not the caller's own
-                [[str(xid) for xid in xids]],
-            )
-            if not cursor.fetchone()[0]:
-                return
-    log.warning("rescoring before %d ingest transactions ended", len(xids))
 
 
 def rescore_all_stale(*, notify: bool = True) -> int:

@@ -1,5 +1,5 @@
-"""The nudge after ingest: one Redis call takes the rate limit's tokens and decides, per contact, nothing (a
-rescore waits already), at once (quiet) or after the coalescing delay (busy), queueing the tasks itself."""
+"""The nudge after ingest: one Redis call decides, per contact, nothing (a rescore waits already), at once (quiet)
+or after the coalescing delay (busy), queueing the tasks itself."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from crm import freshness
 from crm.celery import app
-from crm.freshness import Bucket, asked_key, coalescing_key, nudge, taken
+from crm.freshness import asked_key, coalescing_key, nudge, taken
 from crm.redis_client import get_redis
 
 QUEUE = "test-nudges"  # not the queue a running test worker reads
@@ -18,11 +18,11 @@ QUEUE = "test-nudges"  # not the queue a running test worker reads
 @pytest.fixture(autouse=True)
 def own_queue():
     before, app.conf.task_default_queue = app.conf.task_default_queue, QUEUE
-    freshness._message_template.cache_clear()
+    freshness._messages.cache_clear()
     get_redis().delete(QUEUE)
     yield
     app.conf.task_default_queue = before
-    freshness._message_template.cache_clear()
+    freshness._messages.cache_clear()
 
 
 def queued() -> list[tuple[list[int], str | None]]:
@@ -33,14 +33,14 @@ def queued() -> list[tuple[list[int], str | None]]:
 
 
 def test_a_quiet_contact_is_rescored_at_once_a_busy_one_after_the_delay_and_a_waiting_one_not_again():
-    assert nudge([1, 2]) == (0.0, [1, 2], [])  # quiet: at once
-    assert nudge([1]) == (0.0, [], [])  # its rescore waits already (the coalescing key stands)
+    assert nudge([1, 2]) == ([1, 2], [])  # quiet: at once
+    assert nudge([1]) == ([], [])  # its rescore waits already (the coalescing key stands)
 
     get_redis().delete(coalescing_key(1))  # the task ran (it takes the key first); then more activity
-    assert nudge([1, 3]) == (0.0, [3], [1])  # 1 was asked for a moment ago: it waits to coalesce; 3 is quiet
+    assert nudge([1, 3]) == ([3], [1])  # 1 was asked for a moment ago: it waits to coalesce; 3 is quiet
 
     get_redis().delete(coalescing_key(1), asked_key(1))  # quiet again after RESCORE_BUSY_MS
-    assert nudge([1]) == (0.0, [1], [])
+    assert nudge([1]) == ([1], [])
 
     (first, no_eta), (three, _), (one_later, eta), (one, _) = queued()
     assert (first, no_eta, three, one_later, one) == ([1, 2], None, [3], [1], [1])
@@ -49,19 +49,16 @@ def test_a_quiet_contact_is_rescored_at_once_a_busy_one_after_the_delay_and_a_wa
 
 def test_many_contacts_are_asked_for_in_chunks_of_500():
     ids = list(range(10_001, 11_201))
-    assert nudge(ids)[1] == ids
+    assert nudge(ids)[0] == ids
     assert [chunk for chunk, _ in queued()] == [ids[:500], ids[500:1000], ids[1000:]]
 
 
-def test_a_short_bucket_refuses_and_asks_for_nothing_then_the_task_learns_who_asked():
-    get_redis().delete("rate:test")
-    bucket = Bucket(key="rate:test", rate=1, burst=10, cost=10)
-    assert nudge([5], xid=123, bucket=bucket) == (0.0, [5], [])  # the whole burst, taken
-    wait, now, later = nudge([6], xid=124, bucket=bucket)
-    assert 9 <= wait <= 10 and (now, later) == ([], [])  # ten tokens short, at one a second
-    assert not get_redis().exists(coalescing_key(6))
-    assert nudge([5], xid=125) == (0.0, [], [])  # no bucket; 5 waits already, and 125 rides on its task
+def test_the_task_takes_the_coalescing_keys_and_counts_its_run():
+    nudge([5, 6])
+    get_redis().delete("test:runs")
 
-    assert taken([5, 6], counter="test:runs") == [123, 125]
-    assert not get_redis().exists(coalescing_key(5))
-    assert len(queued()) == 1
+    taken([5, 6], counter="test:runs")
+
+    assert not get_redis().exists(coalescing_key(5), coalescing_key(6))
+    assert get_redis().get("test:runs") == b"1"
+    assert nudge([5]) == ([], [5])  # asked for again: a new run, after the delay (5 is busy)

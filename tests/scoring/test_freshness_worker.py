@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -85,29 +84,13 @@ def test_a_nudge_that_reaches_the_worker_before_its_ingest_commits_waits_for_the
 
 
 @pytest.mark.django_db(transaction=False)
-def test_a_rescore_inside_the_ingesting_transaction_does_not_wait_for_itself(website, caplog):
+def test_a_rescore_inside_the_ingesting_transaction_sees_its_events(website):
     event = EventIn.model_validate({"id": "own", "type": "email_open", "email": "own@example.com"})
     contact_id = ingest.record(source=website, events=[event], received_at=timezone.now()).contact_ids[0]
 
     services.rescore_stale(contact_ids=[contact_id])  # as the demo's seeding does, in the same transaction
 
-    assert "rescoring before" not in caplog.text
     assert Contact.objects.scored().get(pk=contact_id).scored_at is not None
-
-
-def test_waiting_for_ingest_transactions_ends_when_they_do(db):
-    writer = psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"))
-    xid = int(writer.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
-    done = threading.Event()
-    waiting = threading.Thread(target=lambda: (services._await_commits([xid]), done.set()))
-    waiting.start()
-    try:
-        assert not done.wait(0.5)  # the writer's transaction is open
-        writer.commit()
-        assert done.wait(2)
-    finally:
-        writer.close()
-        waiting.join()
 
 
 def test_when_the_broker_is_unreachable_the_sweeper_catches_up(send, celery_worker, settings):
