@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+import time
 import uuid
 from datetime import timedelta
 from functools import cache, partial
@@ -26,6 +29,7 @@ from crm.redis_client import get_redis, script
 log = logging.getLogger(__name__)
 RESCORE_TASK = "scoring.tasks.rescore_contacts"  # by name, so that crm and leads need not import scoring
 TASK_CHUNK = 500
+NUDGE_EVERY = 0.02  # seconds: ingest's nudges wait this long in their process, to go to Redis together
 
 
 def coalescing_key(contact_id: int) -> str:
@@ -125,6 +129,45 @@ def nudge(contact_ids: list[int]) -> tuple[list[int], list[int]]:
 def request_rescore(contact_ids: list[int]) -> None:
     """Ask for a rescore of contacts whose stale marks have committed (see ``nudge``)."""
     nudge(contact_ids)
+
+
+class _Soon:
+    """The contacts a process's requests asked to rescore in the last NUDGE_EVERY seconds, nudged for together by
+    a thread of the process's own: a busy web process calls Redis once per interval, not once per request."""
+
+    def __init__(self) -> None:  # again in a forked child: the parent's thread and what it held stay behind
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._waiting = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, contact_ids: list[int]) -> None:
+        with self._lock:
+            self._ids.update(contact_ids)
+            self._waiting.set()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._send, name="rescore-nudges", daemon=True)
+                self._thread.start()
+
+    def _send(self) -> None:
+        while True:
+            self._waiting.wait()
+            time.sleep(NUDGE_EVERY)
+            with self._lock:
+                ids, self._ids = sorted(self._ids), set()
+                self._waiting.clear()
+            nudge(ids)
+
+
+_soon = _Soon()
+os.register_at_fork(after_in_child=_soon.__init__)
+
+
+def request_rescore_soon(contact_ids: list[int]) -> None:
+    """``request_rescore`` within NUDGE_EVERY seconds, together with this process's other requests (ingest's).
+    A process killed meanwhile loses the nudge; the sweeper stands in for it."""
+    if contact_ids:
+        _soon.add(contact_ids)
 
 
 def taken(contact_ids: list[int], *, counter: str) -> None:

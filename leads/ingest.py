@@ -5,8 +5,8 @@ then stores it with one set-based SQL statement (``store_statement``), atomic by
 own: it upserts the contacts (profile fields, opt-outs, first-touch channel) and their companies, records their
 activity (last event, the stale mark for the scoring worker), links visitors to contacts and attaches their
 earlier anonymous events, creates unknown forms, and inserts the events (duplicates skipped). Anonymous events
-of visitors linked earlier cost one lookup first. Then one Redis call asks for the contacts' rescore
-(crm.freshness.nudge). Two round trips in all for a request of a busy source with a remembered key.
+of visitors linked earlier cost one lookup first. Then the contacts' rescore is asked for, with the process's other
+requests' (crm.freshness.request_rescore_soon). One round trip for a request of a busy source with a remembered key.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from django.db import connection, transaction
 
-from crm.freshness import request_rescore
+from crm.freshness import request_rescore_soon
 from crm.retry import retrying
 from leads import ratelimit
 from leads.models import ApiKey, Source
@@ -325,7 +325,7 @@ def _store(source, now, events, links, anonymous, *, contact, key) -> Recorded:
         return Recorded(accepted, len(events) - accepted, attached, contact_ids or [])  # array_agg of no rows: None
 
     result = retrying(once)
-    transaction.on_commit(partial(request_rescore, result.contact_ids))  # at once, unless in a caller's transaction
+    transaction.on_commit(partial(request_rescore_soon, result.contact_ids))  # (in a caller's transaction: its commit)
     return result
 
 

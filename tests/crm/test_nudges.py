@@ -4,6 +4,8 @@ or after the coalescing delay (busy), queueing the tasks itself."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -11,6 +13,7 @@ from crm import freshness
 from crm.celery import app
 from crm.freshness import asked_key, coalescing_key, nudge, taken
 from crm.redis_client import get_redis
+from tests.conftest import wait_for
 
 QUEUE = "test-nudges"  # not the queue a running test worker reads
 
@@ -62,3 +65,30 @@ def test_the_task_takes_the_coalescing_keys_and_counts_its_run():
     assert not get_redis().exists(coalescing_key(5), coalescing_key(6))
     assert get_redis().get("test:runs") == b"1"
     assert nudge([5]) == ([], [5])  # asked for again: a new run, after the delay (5 is busy)
+
+
+def test_ingest_nudges_from_one_process_go_to_redis_together():
+    freshness.request_rescore_soon([21])
+    time.sleep(freshness.NUDGE_EVERY / 4)  # another request, a moment later
+    freshness.request_rescore_soon([22, 23])
+
+    assert wait_for(lambda: queued())
+    time.sleep(3 * freshness.NUDGE_EVERY)
+    assert queued() == [([21, 22, 23], None)]  # one call, one task
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only nudges
+def test_a_forked_process_sends_its_own_nudges():
+    freshness.request_rescore_soon([31])  # this process's thread runs
+    assert wait_for(lambda: queued())
+
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread did not come along
+        try:
+            freshness.request_rescore_soon([32])
+            time.sleep(0.5)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+    assert [ids for ids, _ in queued()] == [[31], [32]]

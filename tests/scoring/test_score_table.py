@@ -169,7 +169,7 @@ def test_a_publish_racing_ingest_and_its_rescores_finishes_and_loses_nothing(
     # The run is executed here and the two rescoring threads stand in for the worker: nothing is left queued for
     # the suite's worker to run into the next test.
     monkeypatch.setattr(criteria, "queue_run", lambda run_id: None)
-    monkeypatch.setattr(ingest, "request_rescore", lambda contact_ids: None)
+    monkeypatch.setattr(ingest, "request_rescore_soon", lambda contact_ids: None)
     source.rate_limit = 1_000_000  # a race, not a flood: no 429s
     source.save()
     stop, failures, posted = threading.Event(), [], itertools.count()
