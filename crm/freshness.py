@@ -156,7 +156,10 @@ class _Soon:
             with self._lock:
                 ids, self._ids = sorted(self._ids), set()
                 self._waiting.clear()
-            nudge(ids)
+            try:
+                nudge(ids)  # fails open for Redis itself
+            except Exception:  # a bug must not stop this process's nudges for good
+                log.exception("rescore request failed; the sweeper will catch up")
 
 
 _soon = _Soon()

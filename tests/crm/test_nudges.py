@@ -92,3 +92,21 @@ def test_a_forked_process_sends_its_own_nudges():
     os.waitpid(pid, 0)
 
     assert [ids for ids, _ in queued()] == [[31], [32]]
+
+
+def test_a_failing_nudge_does_not_stop_the_ones_after_it(monkeypatch):
+    calls = []
+
+    def failing_once(ids):
+        calls.append(ids)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return nudge(ids)
+
+    monkeypatch.setattr(freshness, "nudge", failing_once)
+    freshness.request_rescore_soon([41])
+    assert wait_for(lambda: calls)
+
+    freshness.request_rescore_soon([42])
+
+    assert wait_for(lambda: queued()) == [([42], None)]
