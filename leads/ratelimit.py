@@ -6,14 +6,15 @@ the request costs), spent here until they run out or the lease lapses (LEASE_SEC
 Redis call per lease rather than per request; a quiet or slow one, one per request. Tokens a lapsed lease leaves
 unspent are lost: at most a fiftieth of the rate per process and second.
 
-A process that was refused for a source refuses its requests at once, without storing them first, until the wait
-it told the client has passed: an over-limit flood costs no database work.
+A process that was refused for a source refuses its requests at once, without storing them first (or calling
+Redis), until the wait it told the client has passed.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ class _Lease:
 # Per (source id, its rate): a new rate starts afresh.
 _leases: dict[tuple[int, int], _Lease] = {}
 _refused_until: dict[tuple[int, int], float] = {}
+os.register_at_fork(after_in_child=_leases.clear)  # a forked child takes its own
 
 
 def burst_of(source: Source) -> int:
@@ -76,18 +78,20 @@ def take(source: Source, events: int) -> None:
     if wait > 0:
         raise refusal(source, wait)
     lease = _leases.get(key)
-    if lease is not None and lease.until > now and lease.tokens >= cost:
+    held = lease.tokens if lease is not None and lease.until > now else 0
+    if held >= cost:
         lease.tokens -= cost
         return
-    most = max(cost, source.rate_limit // LEASES_PER_SECOND)
+    least = cost - held  # what the lease holds is spent first
+    most = max(least, source.rate_limit // LEASES_PER_SECOND)
     try:
-        taken, wait = script(TAKE)(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), cost, most])
+        taken, wait = script(TAKE)(keys=[f"rate:{source.pk}"], args=[source.rate_limit, burst_of(source), least, most])
     except (redis.RedisError, OSError) as e:
         log.warning("rate limit not applied (%s)", e)
         return
     if float(wait) > 0:
         raise refusal(source, float(wait))
-    _leases[key] = _Lease(tokens=int(taken) - cost, until=now + LEASE_SECONDS)
+    _leases[key] = _Lease(tokens=held + int(taken) - cost, until=now + LEASE_SECONDS)
 
 
 def refusal(source: Source, wait: float) -> Refused:

@@ -69,3 +69,14 @@ def test_a_slow_source_takes_what_each_request_costs(send, website):
     assert send({"events": [page_view(i) for i in range(3)]}).status_code == 202
 
     assert bucket(website)[0] == 997  # the burst (1,000) less three
+
+
+def test_what_a_lease_holds_is_spent_before_the_bucket(send, busy):
+    assert send(page_view(0)).status_code == 202  # a lease of 10: 9 left
+    assert send({"events": [page_view(i) for i in range(1, 16)]}).status_code == 202  # 15: the 9, and 6 more
+    taken_for_the_batch = bucket(busy)
+
+    for i in range(16, 20):
+        assert send(page_view(i)).status_code == 202
+
+    assert bucket(busy) == taken_for_the_batch  # the batch took a lease of 10: 4 were left for these

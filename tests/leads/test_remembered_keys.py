@@ -97,3 +97,10 @@ def test_a_read_key_is_looked_up_on_every_request(client, read_key):
     ApiKey.objects.get(hashed=ApiKey.hash(read_key)).revoke()
 
     assert client.get("/api/v1/contacts", **headers).status_code == 401
+
+
+def test_a_key_of_another_scope_revoked_after_use_is_unauthorized_for_ingest(client, send, read_key):
+    assert client.get("/api/v1/contacts", HTTP_AUTHORIZATION=f"Bearer {read_key}").status_code == 200
+    ApiKey.objects.get(hashed=ApiKey.hash(read_key)).revoke()
+
+    assert send(page_view(1), key=read_key).status_code == 401  # not the 403 its scope would have had
