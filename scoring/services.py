@@ -201,6 +201,15 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql
     return Rescored(len(rows), moved)
 
 
+# The marks of the contacts just rescored, by their ids. coalesce() keeps the planner off the index of stale marks:
+# its statistics lag the backlog ingest builds in seconds (they said one row for 37,507), and a scan of that index
+# filtered by id took 74 ms per 500-contact task where the ids' lookups take 7 (bench, 100k, under ingest).
+CLEAR_STALE = (
+    "UPDATE crm_contactactivity SET stale_since = NULL"
+    " WHERE contact_id = ANY(%s) AND coalesce(stale_since, 'infinity') <= %s"
+)
+
+
 def rescore(
     *,
     contact_ids: list[int],
@@ -225,11 +234,7 @@ def rescore(
                 cursor.execute(text, params | {"ids": ids, "now": now})
             result = _rescore(live, now, notify=notify, hold_sql=hold_sql, ids=ids)
             if clear_stale:
-                cursor.execute(
-                    "UPDATE crm_contactactivity SET stale_since = NULL"
-                    " WHERE contact_id = ANY(%s) AND stale_since <= %s",
-                    [ids, now],
-                )
+                cursor.execute(CLEAR_STALE, [ids, now])
             return result
 
     return retrying(once)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -181,3 +182,19 @@ def test_a_stale_mark_set_after_a_rescore_began_survives_it(contact, add_event):
     services.rescore_stale(contact_ids=[contact.pk])
 
     assert ContactActivity.objects.get(pk=contact.pk).stale_since == later
+
+
+def test_clearing_stale_marks_looks_the_contacts_up_by_id_whatever_the_statistics_say(db):
+    """Statistics taken when nothing was stale, then a backlog of stale marks (as ingest builds in seconds): the
+    clearing after a rescore still reads only its contacts, not every stale mark."""
+    Contact.objects.bulk_create(Contact(email=f"s{i}@example.com") for i in range(3000))
+    ids = list(Contact.objects.values_list("pk", flat=True))
+    ContactActivity.objects.bulk_create(ContactActivity(contact_id=pk) for pk in ids)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_contactactivity")
+        cursor.execute("UPDATE crm_contactactivity SET stale_since = now()")
+
+        cursor.execute("EXPLAIN (FORMAT JSON) " + services.CLEAR_STALE, [ids[:5], timezone.now()])
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert "crm_contactactivity_pkey" in plan and "activity_stale_idx" not in plan
