@@ -76,7 +76,7 @@ def take(source: Source, events: int) -> None:
     now = time.monotonic()
     wait = _refused_until.get(key, 0.0) - now
     if wait > 0:
-        raise refusal(source, wait)
+        raise _refusal(source, wait)
     lease = _leases.get(key)
     held = lease.tokens if lease is not None and lease.until > now else 0
     if held >= cost:
@@ -90,11 +90,11 @@ def take(source: Source, events: int) -> None:
         log.warning("rate limit not applied (%s)", e)
         return
     if float(wait) > 0:
-        raise refusal(source, float(wait))
+        raise _refusal(source, float(wait))
     _leases[key] = _Lease(tokens=held + int(taken) - cost, until=now + LEASE_SECONDS)
 
 
-def refusal(source: Source, wait: float) -> Refused:
+def _refusal(source: Source, wait: float) -> Refused:
     """The 429 for a source short of tokens for ``wait`` seconds (remembered by this process until then)."""
     seconds = max(1, math.ceil(wait))
     key = (source.pk, source.rate_limit)
