@@ -141,7 +141,7 @@ INPUT = f"""input AS (
     SELECT * FROM json_to_recordset(%(contacts)s::json) AS i(
         email text, {", ".join(f"{name} text" for name in CONTACT_TEXT_FIELDS)},
         company text, company_size int, industry text, extra jsonb, last_activity timestamptz, first_channel text,
-        opt_out boolean
+        opt_out boolean, plain boolean
     )
     {{only}}
 )"""
@@ -205,7 +205,10 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
     """The one statement that stores a request, with only the parts it needs (each variant is prepared once).
 
     Its CTEs cannot see one another's writes: so new contacts are inserted with all they carry, and events
-    find their contacts through the RETURNING rows of ``contacts``. ``keyed``: it writes nothing unless the
+    find their contacts through ``contacts``: the ``known`` ones, which exist, have their first touch and are given
+    nothing to store (an event by email: most requests), read and not written — no row lock, so a stage move's
+    transaction, which holds its contacts' rows while it runs, does not hold ingest up, and no new version of a
+    wide row per event (contacts are never deleted) — and the rest as upserted. ``keyed``: it writes nothing unless the
     caller's key is still as remembered (``caller``); its last column says whether it was.
     """
     only = {"only": "WHERE EXISTS (SELECT FROM caller)" if keyed else ""}
@@ -219,13 +222,17 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
         if opt_outs
         else ""
     )
-    contacts = f"""contacts AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
+    contacts = f"""known AS MATERIALIZED (  -- contacts the request only names: read, not written
+    SELECT c.id, c.email FROM input i JOIN crm_contact c ON c.email = i.email WHERE i.plain AND c.channel <> ''
+),
+written AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
     INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel, email_opt_out)
     SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, {company}, i.extra,
         {first_touch}, coalesce(i.opt_out, false)
     FROM input i
     {"LEFT JOIN companies co ON co.key = lower(i.company)" if companies else ""}
     {anonymous}
+    WHERE i.email NOT IN (SELECT email FROM known)
     ORDER BY i.email  -- one lock order for every writer: two requests cannot deadlock
     ON CONFLICT (email) DO UPDATE SET
         {KEEP_UNLESS_GIVEN},
@@ -235,6 +242,7 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
         updated_at = now(){opt_out}
     RETURNING id, email
 ),
+contacts AS (SELECT id, email FROM known UNION ALL SELECT id, email FROM written),
 activity AS (  -- the stale mark the scoring worker looks for, and the newest activity it will publish
     INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
     SELECT c.id, {last_event}, %(now)s
@@ -378,6 +386,7 @@ def _parameters(source, now, events, contacts, links, email_of, key) -> dict[str
             "last_activity": moment(row.last_activity),
             "first_channel": row.first_channel,
             "opt_out": row.opt_out,
+            "plain": not (row.fields or row.extra) and row.opt_out is None,
         }
 
     def event_row(event: EventIn) -> dict[str, Any]:

@@ -53,6 +53,7 @@ COMPUTE_AT_ONCE = 2  # passes computed at the same time while nothing else runs 
 COMPUTE_WORK_MEM = "256MB"
 BACKGROUND_NICE = 10  # the CPU priority of a publish's or preview's passes (0 normal, 19 lowest)
 SETTLE_CHUNK = 5_000  # contacts whose stage rules one short transaction applies after a switch
+BUSY_CHUNK = 500  # contacts a transaction that moves stages takes at once while others use the database
 REFRESH_CHUNK = 50_000  # contacts a decay refresh brings to now in one transaction
 
 
@@ -467,15 +468,25 @@ def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]
     return batches(after, pass_size(total))
 
 
-def batches(after: int, size: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
+def batches(after: int, size: int, *, busy_size: int | None = None) -> Iterator[tuple[tuple[int, int, int], ...]]:
     """The contacts after ``after`` as id ranges (lo, hi, contacts) of ``size``, in batches to work at once
     (``at_once``): up to COMPUTE_AT_ONCE, on connections of their own, while nothing else is running on the
-    database (on a busy one, one at a time: ingest and pages come first); one at a time on the caller's
-    connection when it holds a transaction (the work must see what it wrote)."""
-    ranges = chunks(after, size)
-    for first in ranges:
-        alone = connection.in_atomic_block or not _quiet()
-        yield (first, *itertools.islice(ranges, 0 if alone else COMPUTE_AT_ONCE - 1))
+    database; one at a time on the caller's connection when it holds a transaction (the work must see what it
+    wrote). On a busy database ingest and pages come first: one range at a time, of ``busy_size`` contacts when
+    given (work that moves stages holds the moved contacts' rows, which ingest and rescores write too, until it
+    commits), and after each the database is left to the others for as long as the range took."""
+    while True:
+        busy = not connection.in_atomic_block and not _quiet()
+        alone = busy or connection.in_atomic_block
+        ranges = chunks(after, busy_size if busy and busy_size else size)
+        batch = tuple(itertools.islice(ranges, 1 if alone else COMPUTE_AT_ONCE))
+        if not batch:
+            return
+        started = time.monotonic()
+        yield batch
+        if busy:
+            time.sleep(time.monotonic() - started)
+        after = batch[-1][1]
 
 
 def _quiet() -> bool:
@@ -593,7 +604,7 @@ ORDER BY contact_id"""
 
     # Chunks at once on a quiet database: a chunk is mostly the database's work. Resumed after a batch's last
     # chunk, so a lost worker applies a batch again, which moves nobody twice (moves are conditional).
-    for batch in batches(run.last_contact_id, SETTLE_CHUNK):
+    for batch in batches(run.last_contact_id, SETTLE_CHUNK, busy_size=BUSY_CHUNK):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.total)
 
@@ -637,7 +648,7 @@ def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     def one(lo: int, hi: int, _n: int) -> None:
         refresh(criteria=criteria, lo=lo, hi=hi, now=now)
 
-    for batch in batches(run.last_contact_id, REFRESH_CHUNK):
+    for batch in batches(run.last_contact_id, REFRESH_CHUNK, busy_size=BUSY_CHUNK):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))
 

@@ -125,3 +125,25 @@ def test_many_moves_take_their_scores_before_their_contacts_as_a_rescore_does():
     assert failures == []
     assert moved == []
     assert list(StageChange.objects.values_list("reason", flat=True)) == ["rescored"]
+
+
+def test_many_moves_look_their_contacts_up_by_id_not_through_every_contact(db):
+    """A publish's chunks move hundreds of contacts at once. Sorted by id, they had the planner merge them with
+    the whole primary key of contacts (every contact read by every chunk); the moves' own ids bound it."""
+    Contact.objects.bulk_create(Contact(email=f"m{i}@example.com") for i in range(3000))
+    ids = sorted(Contact.objects.values_list("pk", flat=True))[1000:1400]
+    plans: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_contact")
+        cursor.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = notice;"
+            " SET auto_explain.log_nested_statements = on"
+        )
+    connection.connection.add_notice_handler(lambda diagnostic: plans.append(diagnostic.message_primary or ""))
+
+    moved = move_many(moves=[Move(pk, Stage.LEAD, Stage.MQL, "publish", 50) for pk in ids], by=Actor.scoring(2))
+
+    assert len(moved) == 400
+    [plan] = [p for p in plans if "UPDATE crm_contact c SET stage" in p]
+    contacts = plan[plan.index("on crm_contact c") :]
+    assert "Index Cond: (id = ANY" in contacts, plan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection, transaction
@@ -54,12 +55,33 @@ def test_a_database_elsewhere_is_left_as_it_is(db, monkeypatch):
             assert os.getpriority(os.PRIO_PROCESS, pid) == before
 
 
-@pytest.mark.django_db(transaction=True)
-def test_passes_go_two_at_once_on_a_quiet_database_and_one_at_a_time_on_a_busy_one(monkeypatch):
+@contextmanager
+def another_statement(seconds: float):
+    """Another session's statement running meanwhile (ingest, a page)."""
     import threading
 
     from django.db import connections
 
+    started = threading.Event()
+
+    def busy() -> None:
+        with connections["default"].cursor() as cursor:
+            started.set()
+            cursor.execute("SELECT pg_sleep(%s)", [seconds])
+        connections["default"].close()
+
+    other = threading.Thread(target=busy)
+    other.start()
+    started.wait(5)
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        other.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_passes_go_two_at_once_on_a_quiet_database_and_one_at_a_time_on_a_busy_one(monkeypatch):
     from crm.models import Contact
 
     Contact.objects.bulk_create(Contact(email=f"p{i}@example.com") for i in range(40))
@@ -67,21 +89,46 @@ def test_passes_go_two_at_once_on_a_quiet_database_and_one_at_a_time_on_a_busy_o
     ranges = len(list(services.chunks(0, services.pass_size(40))))
 
     quiet = [len(batch) for batch in services.passes(0, 40)]
-    started = threading.Event()
-
-    def busy() -> None:  # another session's statement running meanwhile (ingest, a page)
-        with connections["default"].cursor() as cursor:
-            started.set()
-            cursor.execute("SELECT pg_sleep(2)")
-        connections["default"].close()
-
-    other = threading.Thread(target=busy)
-    other.start()
-    started.wait(5)
-    time.sleep(0.3)
-    while_busy = [len(batch) for batch in services.passes(0, 40)]
-    other.join()
+    with another_statement(2):
+        while_busy = [len(batch) for batch in services.passes(0, 40)]
 
     assert ranges > 3
     assert sum(quiet) == ranges and set(quiet) == {2} | ({1} if ranges % 2 else set())
     assert while_busy == [1] * ranges
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_a_busy_database_work_that_moves_stages_takes_small_ranges_and_leaves_it_as_long_again():
+    """A publish's stage rules and the decay refresh hold the rows of the contacts they move until they commit:
+    under ingest they take few contacts at a time, and after each range leave the database to the others for as
+    long as the range took (ingest kept 80 % of its rate only so)."""
+    from crm.models import Contact
+
+    Contact.objects.bulk_create(Contact(email=f"b{i}@example.com") for i in range(20))
+    work, gaps = 0.2, []
+    with another_statement(5):
+        last = None
+        for batch in services.batches(0, 1000, busy_size=5):
+            if last is not None:
+                gaps.append(time.monotonic() - last)
+            assert [n for _, _, n in batch] == [5]
+            time.sleep(work)  # the range's work
+            last = time.monotonic()
+
+    assert len(gaps) == 3
+    assert min(gaps) >= work * 0.9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_a_quiet_database_work_goes_at_once_without_a_pause():
+    from crm.models import Contact
+
+    Contact.objects.bulk_create(Contact(email=f"q{i}@example.com") for i in range(20))
+    started = time.monotonic()
+    batches = []
+    for batch in services.batches(0, 1000, busy_size=5):
+        batches.append([n for _, _, n in batch])
+        time.sleep(0.2)
+
+    assert batches == [[20]]
+    assert time.monotonic() - started < 0.2 + 0.15
