@@ -425,7 +425,7 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=True)
 
-    for batch in passes(run.last_contact_id, run.total):
+    for batch in passes(run.last_contact_id, run.total, yielding=True):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))  # resumed after the batch's last
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
@@ -462,19 +462,22 @@ def carried_from(criteria: Criteria) -> int | None:
     return live.version if live.version != criteria.version and sql.reusable(live, criteria) else None
 
 
-def passes(after: int, total: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
+def passes(after: int, total: int, *, yielding: bool = False) -> Iterator[tuple[tuple[int, int, int], ...]]:
     """The id ranges (lo, hi, contacts) of the passes over the events that score the contacts after ``after``
     (of ``total``), in ``batches``."""
-    return batches(after, pass_size(total))
+    return batches(after, pass_size(total), yielding=yielding)
 
 
-def batches(after: int, size: int, *, busy_size: int | None = None) -> Iterator[tuple[tuple[int, int, int], ...]]:
+def batches(
+    after: int, size: int, *, busy_size: int | None = None, yielding: bool = False
+) -> Iterator[tuple[tuple[int, int, int], ...]]:
     """The contacts after ``after`` as id ranges (lo, hi, contacts) of ``size``, in batches to work at once
     (``at_once``): up to COMPUTE_AT_ONCE, on connections of their own, while nothing else is running on the
     database; one at a time on the caller's connection when it holds a transaction (the work must see what it
     wrote). On a busy database ingest and pages come first: one range at a time, of ``busy_size`` contacts when
     given (work that moves stages holds the moved contacts' rows, which ingest and rescores write too, until it
-    commits), and after each the database is left to the others for as long as the range took."""
+    commits), and, ``yielding`` (work nobody waits for), after each the database is left to the others for as
+    long as the range took."""
     while True:
         busy = not connection.in_atomic_block and not _quiet()
         alone = busy or connection.in_atomic_block
@@ -484,7 +487,7 @@ def batches(after: int, size: int, *, busy_size: int | None = None) -> Iterator[
             return
         started = time.monotonic()
         yield batch
-        if busy:
+        if busy and yielding:
             time.sleep(time.monotonic() - started)
         after = batch[-1][1]
 
@@ -604,7 +607,7 @@ ORDER BY contact_id"""
 
     # Chunks at once on a quiet database: a chunk is mostly the database's work. Resumed after a batch's last
     # chunk, so a lost worker applies a batch again, which moves nobody twice (moves are conditional).
-    for batch in batches(run.last_contact_id, SETTLE_CHUNK, busy_size=BUSY_CHUNK):
+    for batch in batches(run.last_contact_id, SETTLE_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.total)
 
@@ -648,7 +651,7 @@ def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     def one(lo: int, hi: int, _n: int) -> None:
         refresh(criteria=criteria, lo=lo, hi=hi, now=now)
 
-    for batch in batches(run.last_contact_id, REFRESH_CHUNK, busy_size=BUSY_CHUNK):
+    for batch in batches(run.last_contact_id, REFRESH_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
         at_once(one, batch)
         _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))
 
