@@ -57,7 +57,7 @@ def move(
     with transaction.atomic():
         contact = (
             Contact.objects.scored()
-            .select_for_update(of=("self",))
+            .select_for_update(of=("self",), no_key=True)  # as the update below: ingest's key-share locks go on
             .only("id", "stage", "created_at")
             .get(pk=contact_id)
         )

@@ -245,9 +245,10 @@ def _take_emails(run: Import, rows: list[import_rows.Row]) -> dict[str, int]:
 
 def _existing(emails: list[str], *, lock: bool) -> set[str]:
     """Which of the emails have contacts; ``lock`` takes their rows, in email order (the order ingest takes
-    them in), before this batch writes them."""
+    them in), before this batch writes them (as an update takes them: ingest's key-share locks of the contacts
+    it only names do not wait for it)."""
     with connection.cursor() as cursor:
-        locking = " ORDER BY email FOR UPDATE" if lock else ""
+        locking = " ORDER BY email FOR NO KEY UPDATE" if lock else ""
         _execute(cursor, f"SELECT email FROM crm_contact WHERE email = ANY(%s){locking}", [emails])
         return {email for (email,) in cursor.fetchall()}
 

@@ -2,11 +2,12 @@
 
 ``record`` takes the request's tokens of its source's rate limit (leads.ratelimit: mostly without a Redis call),
 then stores it with one set-based SQL statement (``store_statement``), atomic by itself and committed on its
-own: it upserts the contacts (profile fields, opt-outs, first-touch channel) and their companies, records their
-activity (last event, the stale mark for the scoring worker), links visitors to contacts and attaches their
-earlier anonymous events, creates unknown forms, and inserts the events (duplicates skipped). Anonymous events
-of visitors linked earlier cost one lookup first. Then the contacts' rescore is asked for, with the process's other
-requests' (crm.freshness.request_rescore_soon). One round trip for a request of a busy source with a remembered key.
+own: it upserts the contacts it has something to store on (profile fields, opt-outs, first-touch channel) and
+their companies, records their activity (last event, the stale mark for the scoring worker), links visitors to
+contacts and attaches their earlier anonymous events, creates unknown forms, and inserts the events (duplicates
+skipped). Anonymous events of visitors linked earlier cost one lookup first. Then the contacts' rescore is asked
+for, with the process's other requests' (crm.freshness.request_rescore_soon). One round trip for a request of a
+busy source with a remembered key.
 """
 
 from __future__ import annotations
@@ -206,10 +207,12 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
 
     Its CTEs cannot see one another's writes: so new contacts are inserted with all they carry, and events
     find their contacts through ``contacts``: the ``known`` ones, which exist, have their first touch and are given
-    nothing to store (an event by email: most requests), read and not written — no row lock, so a stage move's
-    transaction, which holds its contacts' rows while it runs, does not hold ingest up, and no new version of a
-    wide row per event (contacts are never deleted) — and the rest as upserted. ``keyed``: it writes nothing unless the
-    caller's key is still as remembered (``caller``); its last column says whether it was.
+    nothing to store (an event by email: most requests), read and not written (their ``updated_at`` stays; a new
+    score shows the activity), and the rest as upserted. A known contact's row is only key-share locked (as the
+    events' foreign key would lock it at commit, but first, in email order): a stage move or an import, which
+    hold the rows they write until they commit, do not hold ingest up; a contact deleted meanwhile is not known
+    (it is created again); and no new version of a wide row is written per event. ``keyed``: it writes nothing
+    unless the caller's key is still as remembered (``caller``); its last column says whether it was.
     """
     only = {"only": "WHERE EXISTS (SELECT FROM caller)" if keyed else ""}
     company = "co.id" if companies else "NULL::bigint"
@@ -224,6 +227,7 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
     )
     contacts = f"""known AS MATERIALIZED (  -- contacts the request only names: read, not written
     SELECT c.id, c.email FROM input i JOIN crm_contact c ON c.email = i.email WHERE i.plain AND c.channel <> ''
+    ORDER BY c.email FOR KEY SHARE OF c
 ),
 written AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
     INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel, email_opt_out)

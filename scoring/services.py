@@ -44,12 +44,12 @@ FULL_RESCORE_TASK = "scoring.tasks.full_rescore"
 VACUUM_TASK = "scoring.tasks.vacuum_scores"
 IMPORTED_TASK = "scoring.tasks.rescore_imported"
 IMPORT_SCORING_PATIENCE = 120.0  # seconds an import waits for other workers scoring its contacts
-RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every chunk (well under a second)
+RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every batch (seconds apart, paused ones included)
 RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sent again
 MAX_RESUMES = 5
 COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
 COMPUTE_CHUNK_MAX = 200_000
-COMPUTE_AT_ONCE = 2  # passes computed at the same time while nothing else runs on the database (see passes())
+COMPUTE_AT_ONCE = 2  # passes computed at the same time while nothing else runs on the database (see batches())
 COMPUTE_WORK_MEM = "256MB"
 BACKGROUND_NICE = 10  # the CPU priority of a publish's or preview's passes (0 normal, 19 lowest)
 SETTLE_CHUNK = 5_000  # contacts whose stage rules one short transaction applies after a switch
@@ -478,6 +478,7 @@ def batches(
     given (work that moves stages holds the moved contacts' rows, which ingest and rescores write too, until it
     commits), and, ``yielding`` (work nobody waits for), after each the database is left to the others for as
     long as the range took."""
+    pause = 0.0
     while True:
         busy = not connection.in_atomic_block and not _quiet()
         alone = busy or connection.in_atomic_block
@@ -485,10 +486,10 @@ def batches(
         batch = tuple(itertools.islice(ranges, 1 if alone else COMPUTE_AT_ONCE))
         if not batch:
             return
+        time.sleep(pause)  # the previous batch's, once there is more to do
         started = time.monotonic()
         yield batch
-        if busy and yielding:
-            time.sleep(time.monotonic() - started)
+        pause = time.monotonic() - started if busy and yielding else 0.0
         after = batch[-1][1]
 
 
