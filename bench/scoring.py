@@ -220,33 +220,32 @@ def ingest_rate(base: str, key: str, stop: threading.Event, results: list) -> No
     results.append(sent / (time.monotonic() - started))
 
 
-def _vacuumed_after(run) -> None:
-    """Wait (up to two minutes) until the score table was vacuumed after ``run`` finished."""
+def _waited(done, what: str) -> None:
+    """Poll ``done()`` twice a second for up to two minutes; say so when it never came true."""
+    deadline = time.monotonic() + 120
+    while not done():
+        if time.monotonic() > deadline:
+            print(f"warning: {what} not done after two minutes; ingest alone shares the cores with it")
+            return
+        time.sleep(0.5)
+
+
+def _vacuumed_after(run) -> bool:
+    """Whether the score table was vacuumed after ``run`` finished."""
     from django.db import connection
 
-    run.refresh_from_db()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'crm_score'")
-            vacuumed = cursor.fetchone()[0]
-        if vacuumed is not None and vacuumed >= run.finished_at:
-            return
-        time.sleep(0.5)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'crm_score'")
+        vacuumed = cursor.fetchone()[0]
+    return vacuumed is not None and vacuumed >= run.finished_at
 
 
-def _rescored_all() -> None:
-    """Wait (up to two minutes) until the worker has rescored every contact ingest marked stale: the backlog a
-    publish leaves would otherwise share the cores with ingest measured alone after it."""
+def _rescored_all() -> bool:
+    """Whether the worker has rescored every contact ingest marked stale (the backlog a publish leaves)."""
     from crm.models import ContactActivity
 
-    deadline = time.monotonic() + 120
-    while ContactActivity.objects.filter(stale_since__isnull=False).exists():
-        if time.monotonic() > deadline:
-            print("warning: stale contacts left after two minutes; ingest alone shares the cores with them")
-            return
-        time.sleep(0.5)
+    return not ContactActivity.objects.filter(stale_since__isnull=False).exists()
 
 
 def publish_under_ingest(base: str, key: str) -> tuple[float, float, float, str]:
@@ -273,8 +272,9 @@ def publish_under_ingest(base: str, key: str) -> tuple[float, float, float, str]
             time.sleep(0.1)
 
     during, took = rate_while(finished)
-    _vacuumed_after(run)  # the worker's vacuum task follows the run: ingest alone is measured without it
-    _rescored_all()
+    run.refresh_from_db()  # ingest alone is measured without the worker's vacuum task and rescores that follow it
+    _waited(lambda: _vacuumed_after(run), "the score table's vacuum")
+    _waited(_rescored_all, "rescoring the stale contacts")
     alone, _ = rate_while(lambda: time.sleep(took))
     run.refresh_from_db()
     return alone, during, took, "finished" if run.finished_at else f"failed: {run.problem}"
