@@ -559,14 +559,15 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     newer version published meanwhile keeps what its rescores wrote)."""
     # A chunk's first statement marks on the score chart each score the switch moved (against the version it
     # replaced; none recorded by a run that switched before runs kept it: its switch marked them), in the stage it
-    # was in, and reads whom a rule might move; its last drops the older versions' scores (so a chunk applied again
-    # marks none), after the moves have locked the live scores: every writer locks the live scores first.
+    # was in, and reads whom a rule might move (the range bounds each table read: the planner carries no range across
+    # a join, and the contacts were read whole by every chunk); its last drops the older versions' scores (so a chunk
+    # applied again marks none), after the moves have locked the live scores: every writer locks the live scores first.
     chunk = f"""
 WITH range AS MATERIALIZED (
     SELECT n.contact_id, n.score, n.fit_score, n.engagement_score, n.promotion_score, n.intent_at, n.grade, c.stage,
         c.stage_held, o.score AS replaced_score
     FROM crm_score n
-    JOIN crm_contact c ON c.id = n.contact_id
+    JOIN crm_contact c ON c.id = n.contact_id AND c.id BETWEEN %(lo)s AND %(hi)s
     LEFT JOIN crm_score o ON o.version = %(replaced)s AND o.contact_id = n.contact_id
         AND o.contact_id BETWEEN %(lo)s AND %(hi)s
     WHERE n.version = %(version)s AND n.contact_id BETWEEN %(lo)s AND %(hi)s

@@ -215,6 +215,29 @@ def wait_for(condition, timeout: float = 15.0):
     raise AssertionError("timed out")
 
 
+@contextlib.contextmanager
+def plans_of_statements() -> Iterator[list[str]]:
+    """The plans of the statements this connection runs in the block, nested ones included (auto_explain, sent
+    as notices), each with its query text."""
+    plans: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = notice;"
+            " SET auto_explain.log_nested_statements = on"
+        )
+
+    def explained(diagnostic) -> None:
+        plans.append(diagnostic.message_primary or "")
+
+    connection.connection.add_notice_handler(explained)
+    try:
+        yield plans
+    finally:
+        connection.connection.remove_notice_handler(explained)
+        with connection.cursor() as cursor:
+            cursor.execute("SET auto_explain.log_min_duration = -1")
+
+
 @pytest.fixture
 def signed_in(browser, live_server):
     """signed_in(user): a page in a browser context of its own, with that user's session. The contexts close

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from crm.lifecycle import Actor, Move, StageMoveRefused, move, move_many
 from crm.models import Contact, Score, Stage, StageChange
-from tests.conftest import wait_for
+from tests.conftest import plans_of_statements, wait_for
 from tests.scores import make_contact, reloaded
 from tests.scoring.test_stage_rules import waiting_for_a_lock
 
@@ -133,22 +133,10 @@ def test_many_moves_look_their_contacts_up_by_id_not_through_every_contact(db):
     the whole primary key of contacts (every contact read by every chunk); the moves' own ids bound it."""
     Contact.objects.bulk_create(Contact(email=f"m{i}@example.com") for i in range(3000))
     ids = sorted(Contact.objects.values_list("pk", flat=True))[1000:1400]
-    plans: list[str] = []
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE crm_contact")
-        cursor.execute(
-            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = notice;"
-            " SET auto_explain.log_nested_statements = on"
-        )
-
-    def explained(diagnostic) -> None:
-        plans.append(diagnostic.message_primary or "")
-
-    connection.connection.add_notice_handler(explained)
-    try:
+    with plans_of_statements() as plans:
         moved = move_many(moves=[Move(pk, Stage.LEAD, Stage.MQL, "publish", 50) for pk in ids], by=Actor.scoring(2))
-    finally:
-        connection.connection.remove_notice_handler(explained)
 
     assert len(moved) == 400
     [plan] = [p for p in plans if "UPDATE crm_contact c SET stage" in p]
