@@ -269,7 +269,7 @@ class Score(models.Model):
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD, db_default=Stage.LEAD)
 
     objects = ScoreQuerySet.as_manager()
-    # What a contact reads of its score (Contact.objects.scored(), front.leadlist.with_score).
+    # What a contact reads of its score (Contact.objects.scored()).
     READ = ("score", "fit_score", "engagement_score", "grade", "trend", "last_activity_at", "scored_at")
 
     class Meta:

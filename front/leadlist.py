@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache as once
 from typing import Any
 
 from django import forms
@@ -18,6 +19,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BigIntegerField, BooleanField, Case, Count, Expression, F, Func, Q, QuerySet, Value, When
 from django.db.models.expressions import Window
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
@@ -131,8 +133,28 @@ class LeadFilters(forms.Form):
 
 
 @dataclass(frozen=True)
+class Row:
+    """What a row of the list shows of a contact and its live score: read as plain values (fifty model instances
+    a page, and the template's lookups through them, cost more than the page's query)."""
+
+    pk: int
+    email: str
+    name: str  # the full name, else the email
+    company: str
+    stage: str
+    stage_label: str
+    score: int
+    grade: str
+    trend: str
+    channel: str
+    last_activity_at: datetime | None
+    owner: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Page:
-    contacts: list[Contact]
+    contacts: list[Row]
     next_cursor: str | None
     total: tuple[int, bool] = (0, True)  # how many the filters match, and whether exactly (else about)
 
@@ -319,19 +341,22 @@ def page(data: dict[str, Any], *, user) -> Page:
     return _walk(found, data, sort, after, total=(expected, False))
 
 
-# What a row of the list shows: a score's rule-by-rule facts (arrays) are most of its width, and none is shown.
-ROW_FIELDS = (
-    "version",
+# What a row of the list shows (Row): a score's rule-by-rule facts (arrays) are most of its width, and none is shown.
+SHOWN = (
     "contact_id",
-    *Score.READ,
+    "score",
+    "grade",
+    "trend",
+    "last_activity_at",
     *(f"contact__{name}" for name in ("email", "first_name", "last_name", "stage", "channel", "created_at")),
     "contact__company__name",
     *(f"contact__owner__{name}" for name in ("first_name", "last_name")),
 )
+STAGE_LABELS = dict(Stage.choices)
 
 
-def _rows(found: QuerySet[Score]) -> QuerySet[Score]:
-    return found.select_related("contact__company", "contact__owner").only(*ROW_FIELDS)
+def _rows(found: QuerySet[Score], **annotations) -> QuerySet[Score]:
+    return found.annotate(**annotations).values(*SHOWN, *annotations)
 
 
 def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None) -> Page:
@@ -339,22 +364,20 @@ def _whole(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list 
     window over the same rows) and after it in a query of its own."""
     _, key, tie = SORTS[sort]
     phase = Case(When(stage=Stage.MQL, then=1), default=0) if len(_phases(data, sort)) > 1 else Value(0)
-    part = _rows(found).annotate(phase=phase)
     if after is None:
-        part = part.annotate(matching=Window(Count("*")))
+        part = _rows(found, phase=phase, matching=Window(Count("*")))
     else:
-        part = part.filter(RowBefore([phase, key, tie], after))
+        part = _rows(found.filter(RowBefore([phase, key, tie], after)), phase=phase)
     rows = list(part.order_by(F("phase").desc(), key.desc(), tie.desc())[: PAGE_SIZE + 1])
-    total = (rows[0].matching if rows else 0) if after is None else found.count()
-    return _paged([(row.phase, row) for row in rows], sort, (total, True))
+    total = (rows[0]["matching"] if rows else 0) if after is None else found.count()
+    return _paged([(row["phase"], row) for row in rows], sort, (total, True))
 
 
 def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list | None, total) -> Page:
     """The page of many matches: a keyset walk down the sort's index (for "MQLs first" one of the MQLs, and one
     of the rest where the MQLs run out: together they would walk past every MQL to reach the rest)."""
     _, key, tie = SORTS[sort]
-    found = _rows(found)
-    rows: list[tuple[int, Score]] = []
+    rows: list[tuple[int, dict]] = []
     phases = _phases(data, sort)
     for phase in phases:
         if after is not None and phase > after[0]:
@@ -364,7 +387,7 @@ def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list |
             part = part.filter(stage=Stage.MQL) if phase else part.exclude(stage=Stage.MQL)
         if after is not None and phase == after[0]:
             part = part.filter(RowBefore([key, tie], after[1:]))
-        rows += [(phase, s) for s in part.order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1 - len(rows)]]
+        rows += [(phase, s) for s in _rows(part).order_by(key.desc(), tie.desc())[: PAGE_SIZE + 1 - len(rows)]]
         if len(rows) > PAGE_SIZE:
             break
     if after is None and len(rows) <= PAGE_SIZE:  # every match on the first page: the planner guessed many
@@ -372,25 +395,47 @@ def _walk(found: QuerySet[Score], data: dict[str, Any], sort: str, after: list |
     return _paged(rows, sort, total)
 
 
-def _paged(rows: list[tuple[int, Score]], sort: str, total: tuple[int, bool]) -> Page:
+def _paged(rows: list[tuple[int, dict]], sort: str, total: tuple[int, bool]) -> Page:
     """The page of the first PAGE_SIZE rows (each with its part), and the cursor after it if there are more."""
     cursor = None
     if len(rows) > PAGE_SIZE:
         rows = rows[:PAGE_SIZE]
         phase, last = rows[-1]
-        value = {"activity": last.last_activity_at or EPOCH, "created": last.contact.created_at}.get(sort, last.score)
+        value = {"activity": last["last_activity_at"] or EPOCH, "created": last["contact__created_at"]}.get(
+            sort, last["score"]
+        )
         value = value.isoformat() if isinstance(value, datetime) else value
-        cursor = base64.urlsafe_b64encode(json.dumps([phase, value, last.contact_id]).encode()).decode()
-    return Page([with_score(s) for _, s in rows], cursor, total)
+        cursor = base64.urlsafe_b64encode(json.dumps([phase, value, last["contact_id"]]).encode()).decode()
+    url = contact_url()
+    return Page([_row(values, url) for _, values in rows], cursor, total)
 
 
-def with_score(row: Score) -> Contact:
-    """The row's contact, reading its score's fields as ``Contact.objects.scored()`` gives them."""
-    contact = row.contact
-    for name in Score.READ:
-        setattr(contact, name, getattr(row, name))
-    contact.criteria_version = row.version
-    return contact
+def _row(values: dict, url: str) -> Row:
+    pk, email, stage = values["contact_id"], values["contact__email"], values["contact__stage"]
+    name = f"{values['contact__first_name']} {values['contact__last_name']}".strip()
+    owner = f"{values['contact__owner__first_name'] or ''} {values['contact__owner__last_name'] or ''}".strip()
+    return Row(
+        pk=pk,
+        email=email,
+        name=name or email,
+        company=values["contact__company__name"] or "",
+        stage=stage,
+        stage_label=STAGE_LABELS.get(stage, stage),
+        score=values["score"],
+        grade=values["grade"],
+        trend=values["trend"],
+        channel=values["contact__channel"],
+        last_activity_at=values["last_activity_at"],
+        owner=owner,
+        url=url.format(pk),
+    )
+
+
+@once
+def contact_url() -> str:
+    """The lead page's address with ``{}`` for the contact's id (reversed once: fifty times a page took 3 ms)."""
+    placeholder = 987_654_321
+    return reverse("contact_detail", args=[placeholder]).replace(str(placeholder), "{}")
 
 
 OWNERS_CACHE = ("leadlist:owners", 60)

@@ -221,3 +221,21 @@ def test_each_row_says_the_grade_and_trend_of_its_live_score(client, marketer_mi
     html = client.get("/leads/").content.decode()
 
     assert '<td data-label="Trend">Rising</td>' in html
+
+
+def test_each_row_names_its_contact_company_stage_and_owner_and_links_to_its_page(client, marketer_mia, rep_sam, db):
+    acme = Company.objects.create(name="Acme Rockets")
+    owned = make_contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", company=acme, stage=Stage.MQL)
+    Contact.objects.filter(pk=owned.pk).update(owner=rep_sam)
+    nameless = make_contact(email="nobody@example.com", stage=Stage.SQL)
+    client.force_login(marketer_mia)
+
+    html = client.get("/leads/").content.decode()
+
+    assert f'<a href="/leads/{owned.pk}/"><strong>Ada Lovelace</strong></a>' in html
+    assert f'<a href="/leads/{nameless.pk}/"><strong>nobody@example.com</strong></a>' in html
+    assert '<td data-label="Company">Acme Rockets</td>' in html
+    assert '<span class="stage stage-mql">MQL</span>' in html and '<span class="stage stage-sql">SQL</span>' in html
+    assert f'<td data-label="Owner">{rep_sam.get_full_name()}</td>' in html
+    assert html.count('<td data-label="Owner">—</td>') == 1
+    assert html.count('<td data-label="Company">—</td>') == 1
