@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
 from front import reports
-from front.forms import MAX_ID
+from front.forms import MAX_ID, PlainSelect
 from front.report_query import Moment, end_of, start_of
 from handoff.models import QueueEntry
 
@@ -63,8 +63,8 @@ ACTIVE = {"7": 7, "30": 30, "90": 90}
 SCORE_BOUND = 1_000_000
 
 
-def _labelled(label: str) -> forms.Select:
-    return forms.Select(attrs={"aria-label": label})
+def _labelled(label: str) -> PlainSelect:
+    return PlainSelect(attrs={"aria-label": label})
 
 
 class LeadFilters(forms.Form):
@@ -90,7 +90,9 @@ class LeadFilters(forms.Form):
     owner = forms.RegexField(
         required=False, regex=r"^(me|none|[0-9]{1,18})$", error_messages={"invalid": "Choose an owner from the list."}
     )
-    sort = forms.ChoiceField(required=False, choices=[(k, label) for k, (label, _, _) in SORTS.items()])
+    sort = forms.ChoiceField(
+        required=False, choices=[(k, label) for k, (label, _, _) in SORTS.items()], widget=PlainSelect
+    )
     after = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
     # The contacts behind a number on the reports page (front.reports.contacts): which number, of which period.
     report = forms.ChoiceField(

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Company, Contact, Stage
+from front.forms import PlainSelect
 from tests.scores import make_contact
 
 
@@ -239,3 +240,23 @@ def test_each_row_names_its_contact_company_stage_and_owner_and_links_to_its_pag
     assert f'<td data-label="Owner">{rep_sam.get_full_name()}</td>' in html
     assert html.count('<td data-label="Owner">—</td>') == 1
     assert html.count('<td data-label="Company">—</td>') == 1
+
+
+def test_the_filter_selects_keep_what_was_chosen(client, marketer_mia, book):
+    client.force_login(marketer_mia)
+
+    html = client.get("/leads/", {"stage": "mql", "sort": "score", "active": "never"}).content.decode()
+
+    assert '<select name="stage" aria-label="Stage" id="id_stage">' in html
+    for chosen in ('value="mql" selected>MQL', 'value="score" selected>Score', 'value="never" selected>Never'):
+        assert f"<option {chosen}</option>" in html
+    assert '<option value="lead">Lead</option>' in html and '<option value="" selected>Any grade</option>' in html
+
+
+def test_a_plain_select_escapes_its_choices():
+    select = PlainSelect(attrs={"aria-label": 'say "hi"'}, choices=[("<v>", "<b>bold</b>"), ("", "none")])
+
+    assert select.render("pick", "<v>") == (
+        '<select name="pick" aria-label="say &quot;hi&quot;"><option value="&lt;v&gt;" selected>&lt;b&gt;bold&lt;/b&gt;'
+        '</option><option value="">none</option></select>'
+    )
