@@ -18,17 +18,23 @@ ID = re.compile(r"[0-9]{1,19}", re.ASCII)  # str.isdigit() takes "²", which int
 
 class PlainSelect(forms.Select):
     """A select of flat choices written here, not through the form renderer's templates (one per option: the leads
-    list's five selects took a fifth of its page). The same markup, escaped the same way."""
+    list's five selects took a fifth of its page). The same markup, escaped the same way; grouped choices and
+    multiple selection are left to Django's."""
 
     def render(self, name, value, attrs=None, renderer=None) -> str:
-        chosen = set(self.format_value(value))
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            ((v, " selected" if str(v) in chosen else "", label) for v, label in self.choices),
-        )
+        if self.allow_multiple_selected or any(isinstance(label, list | tuple) for _, label in self.choices):
+            return super().render(name, value, attrs, renderer)
+        chosen, marked, options = set(self.format_value(value)), False, []
+        for v, label in self.choices:
+            v = "" if v is None else str(v)
+            selected = not marked and v in chosen  # the first match only, as Django's
+            marked |= selected
+            options.append((v, " selected" if selected else "", label))
         return format_html(
-            '<select name="{}"{}>{}</select>', name, flatatt(self.build_attrs(self.attrs, attrs)), options
+            '<select name="{}"{}>{}</select>',
+            name,
+            flatatt(self.build_attrs(self.attrs, attrs)),
+            format_html_join("", '<option value="{}"{}>{}</option>', options),
         )
 
 

@@ -19,7 +19,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BigIntegerField, BooleanField, Case, Count, Expression, F, Func, Q, QuerySet, Value, When
 from django.db.models.expressions import Window
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
@@ -433,9 +433,14 @@ def _row(values: dict, url: str) -> Row:
     )
 
 
-@once
 def contact_url() -> str:
-    """The lead page's address with ``{}`` for the contact's id (reversed once: fifty times a page took 3 ms)."""
+    """The lead page's address with ``{}`` for the contact's id: reversed once per script prefix (fifty times a
+    page took 3 ms)."""
+    return _contact_url(get_script_prefix())
+
+
+@once
+def _contact_url(prefix: str) -> str:
     placeholder = 987_654_321
     return reverse("contact_detail", args=[placeholder]).replace(str(placeholder), "{}")
 

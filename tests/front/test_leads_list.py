@@ -6,9 +6,11 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import set_script_prefix
 from django.utils import timezone
 
 from crm.models import Company, Contact, Stage
+from front import leadlist
 from front.forms import PlainSelect
 from tests.scores import make_contact
 
@@ -63,7 +65,6 @@ def test_filters_search_and_sorts(client, marketer_mia, book, params, expected):
 
 
 def test_keyset_pages_walk_the_whole_list_once(client, marketer_mia, db, monkeypatch):
-    from front import leadlist
 
     monkeypatch.setattr(leadlist, "PAGE_SIZE", 3)
     for i in range(10):
@@ -112,7 +113,6 @@ def test_the_list_runs_five_queries_whatever_it_shows(client, marketer_mia, book
     """The session, the user, their roles, the planner's estimate and the page (counted beside it when few); a
     search alone is estimated by its word, and with other filters as well by the whole (a sixth); a walk of
     "MQLs first" that runs out of MQLs on the page walks the rest too (a sixth)."""
-    from front import leadlist
 
     monkeypatch.setattr(leadlist, "SMALL", 1000 if whole else -1)
     monkeypatch.setattr(leadlist, "SEARCH_IDS", 1000 if whole else -1)
@@ -144,7 +144,6 @@ def test_a_script_in_a_name_is_shown_as_text(client, marketer_mia, db):
 
 
 def test_the_list_says_how_many_exactly_or_about(client, marketer_mia, book, monkeypatch):
-    from front import leadlist
 
     client.force_login(marketer_mia)
     assert client.get("/leads/").context["found"].total == (len(book), True)
@@ -182,7 +181,6 @@ def test_every_sort_pages_through_everyone_once_in_its_order(marketer_mia, db, m
     """Pages of 3 over 14 contacts with tied keys, MQLs and others, some never active: every contact once, in
     the sort's order (ties by the newest contact first), across the "MQLs first" change of part too; whether
     the matches are few (sorted whole) or many (a walk down the sort's index)."""
-    from front import leadlist
 
     monkeypatch.setattr(leadlist, "PAGE_SIZE", 3)
     monkeypatch.setattr(leadlist, "SMALL", 1000 if whole else -1)
@@ -260,3 +258,23 @@ def test_a_plain_select_escapes_its_choices():
         '<select name="pick" aria-label="say &quot;hi&quot;"><option value="&lt;v&gt;" selected>&lt;b&gt;bold&lt;/b&gt;'
         '</option><option value="">none</option></select>'
     )
+
+
+def test_a_plain_select_marks_one_choice_and_leaves_groups_to_django():
+    twice = PlainSelect(choices=[("a", "A"), ("a", "again"), (None, "none")])
+    grouped = PlainSelect(choices=[("Group", [("a", "A")])])
+
+    assert twice.render("x", "a") == (
+        '<select name="x"><option value="a" selected>A</option><option value="a">again</option>'
+        '<option value="">none</option></select>'
+    )
+    assert '<optgroup label="Group">' in grouped.render("x", "a")
+
+
+def test_the_rows_link_under_the_prefix_the_site_is_served_at():
+    try:
+        set_script_prefix("/baton/")
+        assert leadlist.contact_url().format(7) == "/baton/leads/7/"
+    finally:
+        set_script_prefix("/")
+    assert leadlist.contact_url().format(7) == "/leads/7/"
