@@ -128,16 +128,20 @@ def _key_first(request: HttpRequest) -> Iterator[ApiKey]:
         raise
 
 
-def _as_remembered[T](request: HttpRequest, key: ApiKey, store: Callable[[ApiKey], T]) -> T:
-    """``store`` with the request's ingest ``key`` as this process remembers it; when the store finds the key
-    revoked or its source changed since, or the rate limit refuses it (by the source's rate as remembered), with
-    the key looked up again (a 401 once revoked)."""
+def _as_remembered[T](request: HttpRequest, key: ApiKey, store: Callable[[ApiKey, bool], T]) -> T:
+    """``store(key, limit)`` with the request's ingest ``key`` as this process remembers it, taking the rate limit;
+    when the store finds the key revoked or its source changed since, or the rate limit refuses it (by the source's
+    rate as remembered), with the key looked up again (a 401 once revoked). A stale key's store took the request's
+    tokens before it stored nothing: the second takes none from the same source's bucket."""
     try:
-        return store(key)
-    except (ingest.StaleKey, ratelimit.Refused):
-        key = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+        return store(key, True)
+    except ingest.StaleKey:
+        fresh = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
+        limit = fresh.source.pk != key.source.pk
+    except ratelimit.Refused:
+        fresh, limit = auth.bearer_key(request, scope=ApiKey.Scope.INGEST), True
     try:
-        return store(key)
+        return store(fresh, limit)
     except ingest.StaleKey:  # changed again, this very moment
         raise errors.unavailable() from None
 
@@ -150,7 +154,9 @@ def post_events(request: HttpRequest) -> HttpResponse:
     result = _as_remembered(
         request,
         remembered,
-        lambda key: ingest.record(source=key.source, events=events, received_at=timezone.now(), key=key),
+        lambda key, limit: ingest.record(
+            source=key.source, events=events, received_at=timezone.now(), limit=limit, key=key
+        ),
     )
     return _accepted(result)
 
@@ -216,12 +222,13 @@ def post_identify(request: HttpRequest) -> HttpResponse:
     contact_id, result = _as_remembered(
         request,
         remembered,
-        lambda key: ingest.identify(
+        lambda key, limit: ingest.identify(
             source=key.source,
             visitor_id=payload.visitor_id,
             email=payload.email,
             contact=payload.contact,
             at=timezone.now(),
+            limit=limit,
             key=key,
         ),
     )

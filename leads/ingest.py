@@ -302,14 +302,16 @@ def identify(
     email: str,
     contact: ContactFields | None,
     at: datetime,
+    limit: bool = True,
     key: ApiKey | None = None,
 ) -> tuple[int, Recorded]:
     """Tie ``visitor_id`` to the contact ``email`` (creating it) and attach the visitor's anonymous events.
 
     Returns the contact's id and what changed. Safe to run twice (the second attaches nothing). Takes one token
-    of the source's rate limit; ``key`` as for ``record``.
+    of the source's rate limit (unless not to ``limit``); ``key`` as for ``record``.
     """
-    ratelimit.take(source, 1)
+    if limit:
+        ratelimit.take(source, 1)
     result = _store(source, at, [], {visitor_id: email}, [], contact=(email, contact), key=key)
     return result.contact_ids[0], result
 

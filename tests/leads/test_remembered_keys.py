@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Company, Contact
-from leads import ingest
+from leads import ingest, ratelimit
 from leads.models import ApiKey, Event, Form, Visitor
 from leads.schemas import EventIn
 
@@ -104,3 +104,22 @@ def test_a_key_of_another_scope_revoked_after_use_is_unauthorized_for_ingest(cli
     ApiKey.objects.get(hashed=ApiKey.hash(read_key)).revoke()
 
     assert send(page_view(1), key=read_key).status_code == 401  # not the 403 its scope would have had
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [("/api/v1/events", page_view(2)), ("/api/v1/identify", {"visitor_id": "v-1", "email": "ada@example.com"})],
+)
+def test_a_request_whose_remembered_key_went_stale_takes_its_tokens_once(send, website, monkeypatch, path, body):
+    """The store with the stale key took the request's tokens and stored nothing; the store after the key's lookup
+    takes none again from the same source."""
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 60.0)  # this process's lease of tokens outlives the test
+    assert send(page_view(1)).status_code == 202  # the key remembered, a lease of the source's tokens taken
+    website.name = "homepage"
+    website.save()  # the remembered key is stale now
+    lease = ratelimit._leases[(website.pk, website.rate_limit)]
+    before = lease.tokens
+
+    assert send(body, path=path).status_code in (200, 202)
+
+    assert lease.tokens == before - 1
