@@ -47,8 +47,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(workers: int = 4, threads: int = 1, app: str = "crm.wsgi", env: dict | None = None) -> Iterator[str]:
-    """The production server (gunicorn; threads > 1: gthread workers) on a free port; yields its base URL."""
+def gunicorn(workers: int = 4, app: str = "crm.wsgi", env: dict | None = None) -> Iterator[str]:
+    """The production server (gunicorn, sync workers) on a free port; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
