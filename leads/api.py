@@ -132,12 +132,13 @@ def _as_remembered[T](request: HttpRequest, key: ApiKey, store: Callable[[ApiKey
     """``store(key, limit)`` with the request's ingest ``key`` as this process remembers it, taking the rate limit;
     when the store finds the key revoked or its source changed since, or the rate limit refuses it (by the source's
     rate as remembered), with the key looked up again (a 401 once revoked). A stale key's store took the request's
-    tokens before it stored nothing: the second takes none from the same source's bucket."""
+    tokens before it stored nothing: the second takes none when the source and its rate are the same."""
     try:
         return store(key, True)
     except ingest.StaleKey:
         fresh = auth.bearer_key(request, scope=ApiKey.Scope.INGEST)
-        limit = fresh.source.pk != key.source.pk
+        # The same lease (source and rate) took them; a new rate starts afresh (ratelimit's leases).
+        limit = (fresh.source.pk, fresh.source.rate_limit) != (key.source.pk, key.source.rate_limit)
     except ratelimit.Refused:
         fresh, limit = auth.bearer_key(request, scope=ApiKey.Scope.INGEST), True
     try:

@@ -123,3 +123,16 @@ def test_a_request_whose_remembered_key_went_stale_takes_its_tokens_once(send, w
     assert send(body, path=path).status_code in (200, 202)
 
     assert lease.tokens == before - 1
+
+
+def test_a_rate_lowered_since_the_key_was_remembered_counts_the_request_under_the_new_rate(send, website):
+    website.rate_limit = 1_000_000
+    website.save()
+    assert send(page_view(1)).status_code == 202  # remembered, with a lease of 20,000 tokens at that rate
+    website.rate_limit = 1  # bursts of 1,000 events, then one a second
+    website.save()
+    batch = [page_view(i) for i in range(2, 1002)]
+
+    assert send({"events": batch[:500]}).status_code == 202  # the old lease took it, then the new rate
+    assert send({"events": batch[500:]}).status_code == 202
+    assert send(page_view(1003)).status_code == 429  # the new rate's burst is spent
