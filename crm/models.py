@@ -124,6 +124,11 @@ class Company(models.Model):
         return self.name
 
 
+def full_name(first: str | None, last: str | None) -> str:
+    """A person's name as the pages show it (a contact's, a user's), empty without either part."""
+    return f"{first or ''} {last or ''}".strip()
+
+
 class Contact(models.Model):
     email = models.EmailField(max_length=254, unique=True)
     first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
@@ -178,7 +183,7 @@ class Contact(models.Model):
 
     @property
     def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
+        return full_name(self.first_name, self.last_name)
 
 
 class ContactActivity(models.Model):

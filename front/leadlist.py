@@ -22,7 +22,7 @@ from django.db.models.expressions import Window
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
-from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend
+from crm.models import ACTIVE_AT, EPOCH, Company, Contact, Grade, Score, Stage, Trend, full_name
 from front import reports
 from front.forms import MAX_ID, PlainSelect
 from front.report_query import Moment, end_of, start_of
@@ -144,7 +144,6 @@ class Row:
     name: str  # the full name, else the email
     company: str
     stage: str
-    stage_label: str
     score: int
     grade: str
     trend: str
@@ -152,6 +151,10 @@ class Row:
     last_activity_at: datetime | None
     owner: str
     url: str
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS.get(self.stage, self.stage)
 
 
 @dataclass(frozen=True)
@@ -413,22 +416,19 @@ def _paged(rows: list[tuple[int, dict]], sort: str, total: tuple[int, bool]) -> 
 
 
 def _row(values: dict, url: str) -> Row:
-    pk, email, stage = values["contact_id"], values["contact__email"], values["contact__stage"]
-    name = f"{values['contact__first_name']} {values['contact__last_name']}".strip()
-    owner = f"{values['contact__owner__first_name'] or ''} {values['contact__owner__last_name'] or ''}".strip()
+    pk, email = values["contact_id"], values["contact__email"]
     return Row(
         pk=pk,
         email=email,
-        name=name or email,
+        name=full_name(values["contact__first_name"], values["contact__last_name"]) or email,
         company=values["contact__company__name"] or "",
-        stage=stage,
-        stage_label=STAGE_LABELS.get(stage, stage),
+        stage=values["contact__stage"],
         score=values["score"],
         grade=values["grade"],
         trend=values["trend"],
         channel=values["contact__channel"],
         last_activity_at=values["last_activity_at"],
-        owner=owner,
+        owner=full_name(values["contact__owner__first_name"], values["contact__owner__last_name"]),
         url=url.format(pk),
     )
 
