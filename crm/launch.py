@@ -216,6 +216,7 @@ def bench(names: list[str]) -> int:
     with environment("baton") as env:
         env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(30))
         env.setdefault("HTTPS", "false")
+        manage(env, "collectstatic", "--noinput", "-v0")  # the pages over gunicorn (DEBUG off) link hashed files
         for name in names or ["ingest", "scoring", "handoff", "webhooks"]:
             code = subprocess.run([PYTHON, "-m", f"bench.{name}"], cwd=BASE_DIR, env=env).returncode
             if code:
