@@ -555,11 +555,11 @@ def _switch(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
 
 def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     """After the switch, range by range: mark each score it moved on the score chart, apply the stage rules under
-    the live version (only contacts a rule might move are read) and drop the scores of the versions before it (a
-    newer version published meanwhile keeps what its rescores wrote)."""
+    the live version (only the contacts a rule moves are read: ``sql.moved_to``) and drop the scores of the
+    versions before it (a newer version published meanwhile keeps what its rescores wrote)."""
     # A chunk's first statement marks on the score chart each score the switch moved (against the version it
     # replaced; none recorded by a run that switched before runs kept it: its switch marked them), in the stage it
-    # was in, and reads whom a rule might move (the range bounds each table read: the planner carries no range across
+    # was in, and reads whom a rule moves (the range bounds each table read: the planner carries no range across
     # a join, and the contacts were read whole by every chunk); its last drops the older versions' scores (so a chunk
     # applied again marks none), after the moves have locked the live scores: every writer locks the live scores first.
     chunk = f"""
@@ -577,9 +577,9 @@ points AS (
     SELECT contact_id, %(now)s, score, fit_score, engagement_score, stage FROM range
     WHERE score <> replaced_score ORDER BY contact_id
 )
-SELECT contact_id, stage, score, promotion_score,
-    coalesce(%(now)s - intent_at <= make_interval(days => %(intent_days)s), false), grade, stage_held
-FROM range WHERE {sql.might_move("stage", "score", "promotion_score")}
+SELECT contact_id, stage, score, promotion_score, intent, grade, stage_held FROM
+    (SELECT *, coalesce(%(now)s - intent_at <= make_interval(days => %(intent_days)s), false) AS intent FROM range) r
+WHERE {sql.moved_to("stage", "score", "promotion_score", "intent", "stage_held")} <> stage
 ORDER BY contact_id"""
     params = {
         "now": now,

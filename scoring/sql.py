@@ -423,16 +423,9 @@ f AS (
     return sql + f"\nSELECT {RETURNING}, x.live_grade FROM scored x\nUNION ALL\n{rest} WHERE NOT t.carries", params
 
 
-def might_move(stage: str, score: str, promotion: str) -> str:
-    """The stage rules' precondition, on the columns named (parameters ``low``: the lower of the MQL and SQL
-    thresholds, ``demote``: the MQL threshold less the hysteresis): no other contact moves (services.decided)."""
-    return f"{stage} IN ('lead', 'mql') AND ({promotion} >= %(low)s OR ({stage} = 'mql' AND {score} < %(demote)s))"
-
-
 def move_bounds(criteria: Criteria) -> dict[str, float]:
-    """The parameters of ``might_move`` and ``moved_to``."""
+    """The parameters of ``moved_to``."""
     return {
-        "low": min(criteria.mql_threshold, criteria.sql_threshold),
         "demote": criteria.mql_threshold - criteria.hysteresis,
         "mql_at": criteria.mql_threshold,
         "sql_at": criteria.sql_threshold,

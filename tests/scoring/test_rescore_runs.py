@@ -163,3 +163,28 @@ def test_a_publish_settles_each_range_reading_only_its_contacts(admin_ada, monke
     assert len(ranges) == 12
     for plan in ranges:
         assert re.search(r"on crm_contact c .*\n\s*Index Cond: \(\(id >= ", plan), plan
+
+
+def test_a_publish_settles_by_reading_only_the_contacts_a_rule_moves(admin_ada, monkeypatch):
+    """The stage rules after a switch read, of each range, only the contacts they move (``sql.moved_to`` in the
+    range's statement): MQLs that stay MQLs are not fetched and decided one by one in Python (at 100k nearly every
+    contact was, 4,785 of each 5,000)."""
+    Contact.objects.bulk_create(Contact(email=f"stays{i}@example.com", stage="mql") for i in range(30))
+    Contact.objects.bulk_create(Contact(email=f"rises{i}@example.com") for i in range(10))
+    draft = criteria.draft()
+    draft.fit_rules.all().delete()
+    draft.fit_rules.create(name="Has an email", field="email_domain", operator="is_set", values=[], points=50)
+    run = criteria.publish(version=draft, by=admin_ada)
+    read = []
+    move = services._move
+    monkeypatch.setattr(
+        services, "_move", lambda criteria, rows, now, **kw: read.extend(rows) or move(criteria, rows, now, **kw)
+    )
+
+    services.run_full_rescore(run_id=run.pk)
+
+    rising = set(Contact.objects.filter(email__startswith="rises").values_list("pk", flat=True))
+    assert {row[0] for row in read} == rising
+    assert set(Contact.objects.filter(stage="mql").values_list("pk", flat=True)) == rising | set(
+        Contact.objects.filter(email__startswith="stays").values_list("pk", flat=True)
+    )
