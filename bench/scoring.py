@@ -96,14 +96,14 @@ def _admin():
 
 
 _factors = iter([2, 0.5] * 50)
-vacuums: list[float] = []  # the score table's vacuum after each run: a task of its own, timed apart
+vacuums: list[float] = []  # the vacuum after each run (scores, contacts): a task of its own, timed apart
 
 
 def _then_vacuum(took: float) -> float:
     """After a run, what the worker's vacuum task does (timed into ``vacuums``, not the run's time)."""
     from scoring import services
 
-    vacuums.append(seconds(services.vacuum_scores))
+    vacuums.append(seconds(services.vacuum_after_run))
     return took
 
 
@@ -323,7 +323,7 @@ def main() -> None:
             row("  a rule now matching other events", widened, narrow, "INSERT … GROUP BY into a narrow table"),
             row("  the aggregate alone", aggregate, aggregate, "(itself)"),
             row("hourly decay refresh", refresh, rescale, "one UPDATE scaling every stored sum"),
-            row("  the score table's vacuum after a run (a task)", vacuums, vacuums, "(itself)"),
+            row("  the vacuum after a run (a task: scores, contacts)", vacuums, vacuums, "(itself)"),
             row("criteria preview", [preview] * 1 if RUNS == 1 else preview_runs, aggregate, "the aggregate"),
             (
                 "event accepted -> score readable (API)",

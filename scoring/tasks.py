@@ -46,9 +46,10 @@ def refresh_decay() -> None:
 
 
 @shared_task(ignore_result=True, **FULL_RESCORE_LIMITS)
-def vacuum_scores() -> None:
-    """After a full rescore or a decay refresh: the score table's dead rows made reusable."""
-    services.vacuum_scores()
+def vacuum_after_run() -> None:
+    """After a full rescore or a decay refresh: the dead rows it left in the score and contact tables made
+    reusable."""
+    services.vacuum_after_run()
 
 
 @shared_task(autoretry_for=(OperationalError,), max_retries=10, retry_backoff=True, **FULL_RESCORE_LIMITS)
