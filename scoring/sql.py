@@ -212,28 +212,25 @@ def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
 
 
 def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> str:
-    """CTEs ``shared`` and ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, manual,
-    manual_fresh, fit, intent_at, factor: the decay since the sums), with each rule's share (``shares``)."""
+    """A CTE ``scored`` over a relation ``source`` of stored facts (sums, fresh_sums, manual, manual_fresh, fit,
+    intent_at, factor: the decay since the sums), with each rule's share (``shares``) and the score. Each share is
+    computed once per row in a lateral subquery (OFFSET 0: pulled up, every use would compute it again), and the
+    rows are not copied between CTEs on the way (materialized, a row of facts is copied whole each time)."""
     n = len(criteria.behaviour)
     shares, fresh = _shares(criteria, params, "sums"), _shares(criteria, params, "fresh_sums")
     columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
     return f"""
-shared AS MATERIALIZED (  -- each share once: inlined, every use below would compute it again
-    SELECT f.*, {", ".join(columns) or "0 AS sh"}
-    FROM {source} f
-),
-computed AS MATERIALIZED (
-    SELECT f.*,
-        {_engagement([f"f.sh{i}" for i in range(n)], "f.manual")} AS engagement,
-        floor(f.fit + {_engagement([f"f.fsh{i}" for i in range(n)], "f.manual_fresh")} + 0.5)::int AS promotion_score,
+scored AS (
+    SELECT f.*, e.engagement, e.promotion_score, floor(f.fit + e.engagement + 0.5)::int AS score,
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
-        {_array([f"f.sh{i}" for i in range(n)], "float8")} AS shares
-    FROM shared f
-),
-scored AS (
-    SELECT x.*, floor(x.fit + x.engagement + 0.5)::int AS score FROM computed x
+        {_array([f"sh.sh{i}" for i in range(n)], "float8")} AS shares
+    FROM {source} f
+    CROSS JOIN LATERAL (SELECT {", ".join(columns) or "0 AS sh"} OFFSET 0) sh
+    CROSS JOIN LATERAL (SELECT {_engagement([f"sh.sh{i}" for i in range(n)], "f.manual")} AS engagement,
+        floor(f.fit + {_engagement([f"sh.fsh{i}" for i in range(n)], "f.manual_fresh")} + 0.5)::int AS promotion_score
+        OFFSET 0) e
 )"""
 
 
