@@ -35,8 +35,14 @@ def cents(x: float) -> float:
     return math.floor(x * 100 + 0.5) / 100
 
 
+# The most a score holds either way (its column's range is about 2.1 billion): a rule of many points matched by a
+# flood of events is held here, rather than failing every score written beside it.
+SCORE_LIMIT = 1_000_000_000
+
+
 def whole(x: float) -> int:
-    return math.floor(x + 0.5)
+    """Rounded half up, held within ±SCORE_LIMIT: the same as ``sql.whole``."""
+    return max(-SCORE_LIMIT, min(SCORE_LIMIT, math.floor(x + 0.5)))
 
 
 def as_text(value: Any) -> str | None:

@@ -22,6 +22,7 @@ from scoring.engine import (
     COMPANY_FIELDS,
     CONTACT_FIELDS,
     INTENT_KINDS,
+    SCORE_LIMIT,
     Behaviour,
     Criteria,
     Fit,
@@ -39,6 +40,11 @@ MANUAL = f"""CASE WHEN e.type = '{ADJUSTMENT}' AND jsonb_typeof(e.properties -> 
 
 def cents(x: str) -> str:
     return CENTS.format(x=x)
+
+
+def whole(x: str) -> str:
+    """Rounded half up to a whole score, held within ±SCORE_LIMIT (``engine.whole``)."""
+    return f"least(greatest(floor({x} + 0.5), -{SCORE_LIMIT}), {SCORE_LIMIT})::int"
 
 
 def _text_condition(expr: str, operator: str, values: list[str], prefix: str, params: dict[str, Any]) -> str:
@@ -205,10 +211,7 @@ def _totals(criteria: Criteria, params: dict[str, Any]) -> str:
     """The score and the promotion score alone (as new_score, new_promotion) of a row ``f`` of stored facts."""
     engagement = _engagement(_shares(criteria, params, "sums"), "f.manual")
     fresh_engagement = _engagement(_shares(criteria, params, "fresh_sums"), "f.manual_fresh")
-    return (
-        f"floor(f.fit + {engagement} + 0.5)::int AS new_score,"
-        f" floor(f.fit + {fresh_engagement} + 0.5)::int AS new_promotion"
-    )
+    return f"{whole(f'f.fit + {engagement}')} AS new_score, {whole(f'f.fit + {fresh_engagement}')} AS new_promotion"
 
 
 def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> str:
@@ -221,7 +224,7 @@ def _scored(criteria: Criteria, params: dict[str, Any], source: str = "f") -> st
     columns = [f"{x} AS sh{i}" for i, x in enumerate(shares)] + [f"{x} AS fsh{i}" for i, x in enumerate(fresh)]
     return f"""
 scored AS (
-    SELECT f.*, e.engagement, e.promotion_score, floor(f.fit + e.engagement + 0.5)::int AS score,
+    SELECT f.*, e.engagement, e.promotion_score, {whole("f.fit + e.engagement")} AS score,
         coalesce(%(now)s - f.intent_at <= make_interval(days => %(intent_days)s), false) AS intent,
         CASE WHEN f.fit >= %(grade_a)s THEN 'A' WHEN f.fit >= %(grade_b)s THEN 'B'
              WHEN f.fit >= %(grade_c)s THEN 'C' ELSE 'D' END AS grade,
@@ -229,7 +232,7 @@ scored AS (
     FROM {source} f
     CROSS JOIN LATERAL (SELECT {", ".join(columns) or "0 AS sh"} OFFSET 0) sh
     CROSS JOIN LATERAL (SELECT {_engagement([f"sh.sh{i}" for i in range(n)], "f.manual")} AS engagement,
-        floor(f.fit + {_engagement([f"sh.fsh{i}" for i in range(n)], "f.manual_fresh")} + 0.5)::int AS promotion_score
+        {whole(f"f.fit + {_engagement([f'sh.fsh{i}' for i in range(n)], 'f.manual_fresh')}")} AS promotion_score
         OFFSET 0) e
 )"""
 
