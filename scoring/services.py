@@ -562,14 +562,18 @@ def _settle(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     # was in, and reads whom a rule moves (the range bounds each table read: the planner carries no range across
     # a join, and the contacts were read whole by every chunk); its last drops the older versions' scores (so a chunk
     # applied again marks none), after the moves have locked the live scores: every writer locks the live scores first.
+    # The replaced scores are read as the range they are (probed one by one for each score, as the planner chose,
+    # they took 38 of a chunk's 66 ms at 1M).
     chunk = f"""
-WITH range AS MATERIALIZED (
+WITH replaced AS MATERIALIZED (  -- one range read, joined in memory
+    SELECT contact_id, score FROM crm_score WHERE version = %(replaced)s AND contact_id BETWEEN %(lo)s AND %(hi)s
+),
+range AS MATERIALIZED (
     SELECT n.contact_id, n.score, n.fit_score, n.engagement_score, n.promotion_score, n.intent_at, n.grade, c.stage,
         c.stage_held, o.score AS replaced_score
     FROM crm_score n
     JOIN crm_contact c ON c.id = n.contact_id AND c.id BETWEEN %(lo)s AND %(hi)s
-    LEFT JOIN crm_score o ON o.version = %(replaced)s AND o.contact_id = n.contact_id
-        AND o.contact_id BETWEEN %(lo)s AND %(hi)s
+    LEFT JOIN replaced o ON o.contact_id = n.contact_id
     WHERE n.version = %(version)s AND n.contact_id BETWEEN %(lo)s AND %(hi)s
 ),
 points AS (
