@@ -225,30 +225,17 @@ def _near_half(x: float) -> bool:
     return abs((x % 1) - 0.5) < 1e-6
 
 
-def test_a_score_too_large_for_its_column_is_held_at_the_limit_on_every_path(db):
+def test_a_score_too_large_for_its_column_is_held_at_the_limit_on_every_path(add_event):
     """A rule of a million points (the most the API takes), uncapped and never decaying, and a contact with 2,200
     of its events: the score is 2.2 billion, past what a score holds. Scored from the events, refreshed, and
     carried into a new version, it is held at ``engine.SCORE_LIMIT`` as the definition holds it; before, each
     statement failed ("integer out of range"), and with it every contact scored in the same statement."""
     rule = engine.Behaviour(name="Visit", event_type="page_view", points=1_000_000, cap=None)
     criteria = engine.Criteria(version=1, behaviour=(rule,), fit=(), half_life_days=0)
-    source = Source.objects.get_or_create(name="website")[0]
     contact, other = Contact.objects.create(email="flood@example.com"), Contact.objects.create(email="o@example.com")
-    Event.objects.bulk_create(
-        Event(
-            source=source,
-            client_id=f"f{i}",
-            contact=contact,
-            type="page_view",
-            properties={},
-            occurred_at=NOW,
-            received_at=NOW,
-        )
-        for i in range(2_200)
-    )
-    Event.objects.create(
-        source=source, client_id="o", contact=other, type="page_view", properties={}, occurred_at=NOW, received_at=NOW
-    )
+    for _ in range(2_200):
+        add_event(contact, "page_view")
+    add_event(other, "page_view")
     facts = [engine.EventFacts("page_view", NOW, {}, None)] * 2_200
     expected = engine.score(criteria, {}, facts, now=NOW)
     assert expected.score == expected.promotion_score == engine.SCORE_LIMIT
