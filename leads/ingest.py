@@ -208,10 +208,11 @@ def store_statement(*, companies: bool, links: bool, forms: bool, opt_outs: bool
     Its CTEs cannot see one another's writes: so new contacts are inserted with all they carry, and events
     find their contacts through ``contacts``: the ``known`` ones, which exist, have their first touch and are given
     nothing to store (an event by email: most requests), read and not written (their ``updated_at`` stays; a new
-    score shows the activity), and the rest as upserted. A known contact's row is only key-share locked (as the
-    events' foreign key would lock it at commit, but first, in email order): a stage move or an import, which
-    hold the rows they write until they commit, do not hold ingest up; a contact deleted meanwhile is not known
-    (it is created again); and no new version of a wide row is written per event. ``keyed``: it writes nothing
+    score shows the activity), and the rest as upserted. A known contact's row is only key-share locked, once, in
+    email order (the events have no foreign key to lock it per event: leads.models.Event): a stage move or an
+    import, which hold the rows they write until they commit, do not hold ingest up; a contact is not deleted under
+    its new events, and one deleted meanwhile is not known (it is created again); and no new version of a wide row
+    is written per event. ``keyed``: it writes nothing
     unless the caller's key is still as remembered (``caller``); its last column says whether it was.
     """
     only = {"only": "WHERE EXISTS (SELECT FROM caller)" if keyed else ""}

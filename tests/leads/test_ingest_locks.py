@@ -160,3 +160,16 @@ def test_an_event_for_a_contact_deleted_meanwhile_creates_it_again(website):
     assert again.pk != ada.pk
     assert stored[0].contact_ids == [again.pk]
     assert Event.objects.get().contact_id == again.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_is_not_deleted_under_the_events_being_stored_on_it(website):
+    """The events have no foreign key to hold their contact: the statement's own lock on it does, until they commit."""
+    ada = Contact.objects.create(email="ada@example.com", channel="google")
+    with (
+        held_by(lambda: record(website, page_view())),
+        holding("SET lock_timeout = '300ms'") as deleting,
+        pytest.raises(psycopg.errors.LockNotAvailable),
+    ):
+        deleting.execute(f"DELETE FROM crm_contact WHERE id = {ada.pk}")
+    assert Event.objects.get().contact_id == ada.pk
