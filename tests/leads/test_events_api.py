@@ -366,6 +366,28 @@ def test_new_activity_marks_the_contact_stale_and_moves_last_activity(send):
     assert activity.last_event_at.isoformat() == "2026-11-01T10:00:00+00:00"
 
 
+def test_a_request_naming_only_known_contacts_is_one_statement_that_inserts_no_contact(send):
+    send(page_view(1))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = send({"events": [page_view(2), page_view(3)]})
+
+    assert response.json() == {"accepted": 2, "duplicates": 0}
+    stores = [q["sql"] for q in queries if "INSERT INTO leads_event" in q["sql"]]
+    assert len(stores) == 1
+    assert "INSERT INTO crm_contact (" not in stores[0]
+
+
+def test_a_batch_naming_known_and_new_contacts_stores_each_event_once_on_its_contact(send):
+    send(page_view(1))
+
+    response = send({"events": [page_view(2), page_view(3, email="alan@example.com")]})
+
+    assert response.json() == {"accepted": 2, "duplicates": 0}
+    stored = dict(Event.objects.filter(client_id__in=["pv-2", "pv-3"]).values_list("client_id", "contact__email"))
+    assert stored == {"pv-2": "ada@example.com", "pv-3": "alan@example.com"}
+
+
 def test_a_repeated_event_changes_nothing_but_the_stale_mark(send):
     send(page_view(1, occurred_at="2026-11-01T10:00:00Z", contact={"job_title": "CTO"}))
     before = Contact.objects.values().get()
