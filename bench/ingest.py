@@ -168,7 +168,7 @@ def main() -> None:
         batched_events_per_second(base, key, threads=2)  # warm up: creates the contacts
         for _ in range(RUNS):  # interleaved: each run of ours beside a run of its limit (the machine's pace drifts)
             batch_runs.append(vacuumed(url, lambda: batched_events_per_second(base, key)))
-            raw_runs.append(raw_executemany_rows_per_second(url, source.pk))
+            raw_runs.append(vacuumed(url, lambda: raw_executemany_rows_per_second(url, source.pk)))
             singles.append(vacuumed(url, lambda: single_event_requests(base, key)))
             minimal.append(vacuumed(url, lambda: single_event_requests(bare, key)))
     batch_eps, raw_rps = statistics.median(batch_runs), statistics.median(raw_runs)
