@@ -243,7 +243,7 @@ def store_statement(
     SELECT c.id, c.email FROM input i JOIN crm_contact c ON c.email = i.email WHERE i.plain AND c.channel <> ''
     ORDER BY c.email FOR KEY SHARE OF c
 )"""
-    upserted = f"""written AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
+    contacts = f"""written AS (  -- profile columns only: score, stage and activity (most indexes) are not touched
     INSERT INTO crm_contact (email, {COLUMNS}, company_id, profile, channel, email_opt_out)
     SELECT i.email, {", ".join(f"coalesce(i.{name}, '')" for name in CONTACT_TEXT_FIELDS)}, {company}, i.extra,
         {first_touch}, coalesce(i.opt_out, false)
@@ -261,8 +261,8 @@ def store_statement(
     RETURNING id, email
 ),
 contacts AS (SELECT id, email FROM known UNION ALL SELECT id, email FROM written)"""
-    if known_only:
-        upserted = """complete AS (SELECT (SELECT count(*) FROM known) = (SELECT count(*) FROM input) AS every),
+    if known_only:  # none written
+        contacts = """complete AS (SELECT (SELECT count(*) FROM known) = (SELECT count(*) FROM input) AS every),
 contacts AS (SELECT id, email FROM known)"""
     activity = f"""activity AS (  -- the stale mark the scoring worker looks for, and the newest activity to publish
     INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
@@ -280,7 +280,7 @@ contacts AS (SELECT id, email FROM known)"""
         COMPANIES if companies else "",
         LINKS if links else "",  # what it writes joins contacts
         known,
-        upserted,
+        contacts,
         activity,
         LINKED if links else "",
         FORMS.format_map(only) if forms else "",
