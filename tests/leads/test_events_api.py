@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import ProtectedError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -420,3 +421,15 @@ def test_the_first_touch_channel_does_not_change_later(send):
     send(page_view(2, properties={"utm_source": "google"}))
 
     assert Contact.objects.scored().get().channel == "linkedin"
+
+
+def test_a_deleted_contact_takes_its_events_with_it_and_a_source_with_events_is_kept(send, website):
+    """The events have no database constraints (leads.models.Event): the ORM keeps them to their contact and source."""
+    send({"events": [page_view(1), page_view(2, email="alan@example.com")]})
+
+    Contact.objects.get(email="ada@example.com").delete()
+
+    assert list(Event.objects.values_list("contact__email", flat=True)) == ["alan@example.com"]
+    with pytest.raises(ProtectedError):
+        website.delete()
+    assert Event.objects.filter(source=website).count() == 1
