@@ -143,7 +143,8 @@ class StaleKey(Exception):
 
 # A request's contacts and events reach PostgreSQL as two JSON documents (one parameter each): json.dumps is C,
 # while psycopg adapts a list per column in Python (a third of a 500-event request's time went there).
-# {only} is where a keyed statement writes nothing unless the caller's key is as remembered.
+# {only} is where a keyed statement writes nothing unless the caller's key is as remembered; {writes}, where also
+# a known-only statement writes nothing unless every contact is known (store_statement).
 INPUT = f"""input AS (
     SELECT * FROM json_to_recordset(%(contacts)s::json) AS i(
         email text, {", ".join(f"{name} text" for name in CONTACT_TEXT_FIELDS)},
@@ -226,9 +227,9 @@ def store_statement(
     of the contacts and fires their triggers: a third of what the database spent on a one-event request more than
     on a bare insert); its last column says whether they all were.
     """
-    callers, complete = ["EXISTS (SELECT FROM caller)"] if keyed else [], ["(SELECT every FROM complete)"]
-    writes = callers + complete if known_only else callers
-    only = {"only": _where(callers), "writes": _where(writes)}
+    caller = "EXISTS (SELECT FROM caller)" if keyed else "true"
+    every = "(SELECT every FROM complete)" if known_only else "true"
+    only = {"only": f"WHERE {caller}", "writes": f"WHERE {caller} AND {every}"}
     company = "co.id" if companies else "NULL::bigint"
     first_touch = "coalesce(a.channel, i.first_channel)" if links else "i.first_channel"
     last_event = "greatest(i.last_activity, a.last_at)" if links else "i.last_activity"
@@ -268,7 +269,7 @@ contacts AS (SELECT id, email FROM known)"""
     INSERT INTO crm_contactactivity (contact_id, last_event_at, stale_since)
     SELECT c.id, {last_event}, %(now)s
     FROM input i JOIN contacts c ON c.email = i.email {anonymous}
-    {_where(complete) if known_only else ""}
+    WHERE {every}
     ORDER BY c.id
     ON CONFLICT (contact_id) DO UPDATE SET
         last_event_at = greatest(crm_contactactivity.last_event_at, EXCLUDED.last_event_at),
@@ -287,18 +288,12 @@ contacts AS (SELECT id, email FROM known)"""
         STORED.format_map(only),
     ]
     attached = "(SELECT count(*) FROM attached)" if links else "0"
-    caller = "EXISTS (SELECT FROM caller)" if keyed else "true"
-    every = "(SELECT every FROM complete)" if known_only else "true"
     return (
         "WITH "
         + ",\n".join(part for part in parts if part)
         + f"\nSELECT (SELECT count(*) FROM stored), {attached}, (SELECT array_agg(id ORDER BY id) FROM contacts),"
         + f" {caller}, {every}"
     )
-
-
-def _where(conditions: list[str]) -> str:
-    return f"WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 def record(
