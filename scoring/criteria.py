@@ -18,7 +18,7 @@ from leads.models import ADJUSTMENT
 from scoring import engine
 from scoring.models import BehaviourRule, CriteriaVersion, FitRule, RescoreRun
 from scoring.services import (
-    at_once,
+    Crew,
     carried_from,
     criteria_of,
     full_rescore_running,
@@ -174,11 +174,11 @@ def preview(version: CriteriaVersion, *, progress: Callable[[int, int], None] | 
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             return scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=False)
 
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, Crew() as crew:
         cursor.execute("SELECT count(*) FROM crm_contact")
         total = cursor.fetchone()[0]
         for batch in passes(0, total):
-            for (_, _, n), rows in zip(batch, at_once(scored, batch), strict=True):
+            for (_, _, n), rows in zip(batch, crew.at_once(scored, batch), strict=True):
                 for pk, stage, after, score, grade, today_grade, many in rows:  # counted, or a move named
                     if pk is not None:
                         if len(result.samples) < SAMPLES:

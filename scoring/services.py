@@ -6,9 +6,11 @@ import contextlib
 import itertools
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -432,9 +434,10 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         with transaction.atomic(), connection.cursor() as cursor, heavy(cursor):
             scored_range(cursor, criteria, lo=lo, hi=hi, now=now, source=source, write=True)
 
-    for batch in passes(run.last_contact_id, run.total, yielding=True):
-        at_once(one, batch)
-        _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))  # resumed after the batch's last
+    with Crew() as crew:
+        for batch in passes(run.last_contact_id, run.total, yielding=True):
+            crew.at_once(one, batch)
+            _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))  # resumed after the batch's last
     with connection.cursor() as cursor:  # the switch and the stage rules read the new rows: plan for them
         cursor.execute("ANALYZE crm_score (version, contact_id, score, promotion_score)")
 
@@ -511,26 +514,55 @@ def _quiet() -> bool:
         return cursor.fetchone()[0]
 
 
-def at_once[T](work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
-    """``work(*item)`` for each item of a batch of ``passes``, in order: a batch of one here, a larger one at
-    the same time, each in a thread with its own connection (raises what any raised, once all have ended)."""
-    if len(batch) == 1:
-        return [work(*batch[0])]
+class Crew:
+    """Up to COMPUTE_AT_ONCE threads that work the batches of ``batches`` (``at_once``), each on a connection of its
+    own that it keeps until the crew ends (a phase of a run, a preview): a connection per range cost a new database
+    process with cold caches each time, ~50 ms a batch of a publish's stage rules. Use it as a context manager; its
+    threads close their connections as it ends."""
 
-    def alone(*item) -> T:
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Crew:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _ in self._threads:
+            self._tasks.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
         try:
-            return work(*item)
+            while (task := self._tasks.get()) is not None:
+                future, work, item = task
+                try:
+                    future.set_result(work(*item))
+                except BaseException as e:  # handed to the caller, which raises it
+                    future.set_exception(e)
         finally:
             connection.close()  # this thread's
 
-    with ThreadPoolExecutor(len(batch)) as pool:
-        futures = [pool.submit(alone, *item) for item in batch]
+    def at_once[T](self, work: Callable[..., T], batch: tuple[tuple, ...]) -> list[T]:
+        """``work(*item)`` for each item of a batch, in order: a batch of one here, a larger one at the same time in
+        the crew's threads (raises what any raised, once all have ended)."""
+        if len(batch) == 1:
+            return [work(*batch[0])]
+        while len(self._threads) < len(batch):
+            thread = threading.Thread(target=self._serve, name=f"crew-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        futures: list[Future] = []
+        for item in batch:
+            futures.append(Future())
+            self._tasks.put((futures[-1], work, item))
         failures = [e for e in (future.exception() for future in futures) if e is not None]
-    for also in failures[1:]:  # raised below is the first; the others are logged, not lost
-        log.error("a pass that ran beside it failed too", exc_info=also)
-    if failures:
-        raise failures[0]
-    return [future.result() for future in futures]
+        for also in failures[1:]:  # raised below is the first; the others are logged, not lost
+            log.error("a pass that ran beside it failed too", exc_info=also)
+        if failures:
+            raise failures[0]
+        return [future.result() for future in futures]
 
 
 # The switch puts right the stages of the new version's scores (one join of every score with its contact).
@@ -620,9 +652,10 @@ ORDER BY contact_id"""
 
     # Chunks at once on a quiet database: a chunk is mostly the database's work. Resumed after a batch's last
     # chunk, so a lost worker applies a batch again, which moves nobody twice (moves are conditional).
-    for batch in batches(run.last_contact_id, SETTLE_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
-        at_once(one, batch)
-        _stamp(run, batch[-1][1], run.total)
+    with Crew() as crew:
+        for batch in batches(run.last_contact_id, SETTLE_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
+            crew.at_once(one, batch)
+            _stamp(run, batch[-1][1], run.total)
 
 
 UNSCALABLE = """
@@ -665,9 +698,10 @@ def _refresh(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
     def one(lo: int, hi: int, _n: int) -> None:
         refresh(criteria=criteria, lo=lo, hi=hi, now=now)
 
-    for batch in batches(run.last_contact_id, REFRESH_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
-        at_once(one, batch)
-        _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))
+    with Crew() as crew:
+        for batch in batches(run.last_contact_id, REFRESH_CHUNK, busy_size=BUSY_CHUNK, yielding=True):
+            crew.at_once(one, batch)
+            _stamp(run, batch[-1][1], run.done + sum(n for _, _, n in batch))
 
 
 def _execute(run: RescoreRun) -> RescoreRun:
