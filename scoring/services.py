@@ -133,8 +133,8 @@ def _statement(
 
 
 @cache
-def _carried(criteria: Criteria, write: bool) -> tuple[str, dict]:
-    text, params = sql.carried(criteria, write=write)
+def _carried(criteria: Criteria, write: bool, matches_carry: bool) -> tuple[str, dict]:
+    text, params = sql.carried(criteria, write=write, matches_carry=matches_carry)
     return (text if write else sql.tallied(text, graded=True)), params
 
 
@@ -442,7 +442,7 @@ def _compute(run: RescoreRun, criteria: Criteria, now: datetime) -> None:
         cursor.execute("ANALYZE crm_score (version, contact_id, score, promotion_score)")
 
 
-def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime, source: int | None, write: bool):
+def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime, source: Criteria | None, write: bool):
     """Score contacts lo..hi under ``criteria`` (a version not yet live): from version ``source``'s stored facts
     where they carry (``carried_from``), the rest from their events. Writes them (keeping a score already written)
     or, with ``write=False``, returns the rows of the scoring statement as ``sql.tallied`` counts them."""
@@ -450,8 +450,8 @@ def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime,
     if not write:
         bounds |= sql.move_bounds(criteria)
     if source is not None:
-        text, params = _carried(criteria, write)
-        cursor.execute(text, params | bounds | {"source": source})
+        text, params = _carried(criteria, write, sql.same_matches(source, criteria))
+        cursor.execute(text, params | bounds | {"source": source.version})
         if write:
             rest, carried = cursor.fetchone()
         else:
@@ -466,10 +466,10 @@ def scored_range(cursor, criteria: Criteria, *, lo: int, hi: int, now: datetime,
     return rows + cursor.fetchall()
 
 
-def carried_from(criteria: Criteria) -> int | None:
+def carried_from(criteria: Criteria) -> Criteria | None:
     """The live version, when ``criteria`` can be scored from its stored facts (sql.carried); else None."""
     live = scored_versions()[0]
-    return live.version if live.version != criteria.version and sql.reusable(live, criteria) else None
+    return live if live.version != criteria.version and sql.reusable(live, criteria) else None
 
 
 def passes(after: int, total: int, *, yielding: bool = False) -> Iterator[tuple[tuple[int, int, int], ...]]:

@@ -131,7 +131,8 @@ CARRIABLE = SCALABLE + " AND cardinality(s.recent_counts) = %(rules)s"
 class _PerContact:
     """What a row ``t`` of contact fields and trend counts (recent_counts, prior_counts) is scored by: its trend and
     fit and which fit rules matched (``fits``), over ``lateral``, where each is computed once per row (OFFSET 0:
-    a subquery pulled up would be evaluated again in every expression using it)."""
+    a subquery pulled up would be evaluated again in every expression using it). Its matches are the row's
+    ``stored_fits`` when ``_per_contact`` is told they carry."""
 
     lateral: str
     trend: str
@@ -139,14 +140,17 @@ class _PerContact:
     fits: str
 
 
-def _per_contact(criteria: Criteria, params: dict[str, Any]) -> _PerContact:
+def _per_contact(criteria: Criteria, params: dict[str, Any], *, matches_carry: bool = False) -> _PerContact:
     for i, rule in enumerate(criteria.behaviour):
         params[f"b{i}_points"] = float(rule.points)
 
     def points(counts: str) -> str:  # the rules' undecayed points over a window, from their events in it
         return " + ".join(f"%(b{i}_points)s::float8 * t.{counts}[{i + 1}]" for i in range(len(criteria.behaviour)))
 
-    matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
+    if matches_carry:  # the stored matches of rules that match alike (same_matches), not the contact's fields again
+        matches = [f"t.stored_fits[{j + 1}]" for j in range(len(criteria.fit))]
+    else:
+        matches = [fit_match(rule, j, params) for j, rule in enumerate(criteria.fit)]
     for j, rule in enumerate(criteria.fit):
         params[f"f{j}_points"] = float(rule.points)
     once = [f"{points('recent_counts') or '0'} AS recent", f"{points('prior_counts') or '0'} AS prior"]
@@ -384,24 +388,30 @@ def _upsert(keep: bool, history: bool) -> str:
     return UPSERT.format(columns=COLUMNS, conflict=conflict, history=HISTORY.format(source="scored") if history else "")
 
 
-def carried(criteria: Criteria, *, write: bool = True) -> tuple[str, dict[str, Any]]:
+def carried(criteria: Criteria, *, write: bool = True, matches_carry: bool = False) -> tuple[str, dict[str, Any]]:
     """SQL and parameters (add ``now``, ``lo``, ``hi`` and ``source``: a version whose rules match the same
     events, under the same half-life) that score contacts lo..hi under the criteria from version ``source``'s
     stored facts, without reading events: the per-rule sums, counts and windows are the same, only their points,
     caps and the fit rules differ. Writes as ``statement`` with ``keep`` (a fresher score stands) and returns one
     row: the ids of the contacts whose facts do not carry (see CARRIABLE), for ``statement`` to score from their
     events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, each
-    with the source's grade after it (``tallied`` with ``graded``), and those ids after them (the rest NULL)."""
-    params = _base_params(criteria)
-    each = _per_contact(criteria, params)
+    with the source's grade after it (``tallied`` with ``graded``), and those ids after them (the rest NULL).
+    ``matches_carry`` (the source's fit rules match alike: ``same_matches``): each score's fit matches are taken as
+    stored too (evaluating the rules on the contacts' fields was a fifth of a pass), only their points applied."""
+    params = _base_params(criteria) | {"fit_rules": len(criteria.fit)}
+    each = _per_contact(criteria, params, matches_carry=matches_carry)
+    carries = CARRIABLE + (" AND cardinality(s.fits) = %(fit_rules)s" if matches_carry else "")
+    # What the fit rules read, unless their matches carry.
+    fields = "" if matches_carry else f"c.email, c.profile, {', '.join(f'c.{name}' for name in CONTACT_FIELDS)},"
+    fields += "" if matches_carry else " co.size AS company_size, co.industry,"
+    company = "" if matches_carry else "LEFT JOIN crm_company co ON co.id = c.company_id"
     sql = f"""
 WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no estimate of it misleads their plan
-    SELECT c.id, c.email, c.stage, c.stage_held, c.profile, {", ".join(f"c.{name}" for name in CONTACT_FIELDS)},
-        co.size AS company_size, co.industry, s.last_activity_at AS last_event_at, s.facts_at, s.sums, s.fresh_sums,
-        s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_n, s.manual_fresh, s.intent_at, s.recompute_at,
-        s.grade AS live_grade, coalesce({CARRIABLE}, false) AS carries
+    SELECT c.id, c.stage, c.stage_held, {fields} s.last_activity_at AS last_event_at, s.facts_at, s.sums,
+        s.fresh_sums, s.counts, s.recent_counts, s.prior_counts, s.manual, s.manual_n, s.manual_fresh, s.intent_at,
+        s.recompute_at, s.fits AS stored_fits, s.grade AS live_grade, coalesce({carries}, false) AS carries
     FROM crm_contact c
-    LEFT JOIN crm_company co ON co.id = c.company_id
+    {company}
     LEFT JOIN crm_score s  -- the range on both sides: the planner carries no range across a join
         ON s.version = %(source)s AND s.contact_id = c.id AND s.contact_id BETWEEN %(lo)s AND %(hi)s
     WHERE c.id BETWEEN %(lo)s AND %(hi)s
@@ -479,6 +489,16 @@ def reusable(facts: Criteria, criteria: Criteria) -> bool:
 
     def matching(c: Criteria) -> tuple:
         return c.half_life_days, [(r.event_type, r.property_key, r.operator, tuple(r.values)) for r in c.behaviour]
+
+    return matching(facts) == matching(criteria)
+
+
+def same_matches(facts: Criteria, criteria: Criteria) -> bool:
+    """Whether ``criteria``'s fit rules match what those of ``facts`` match, in the same order (their points and
+    names may differ): a score stored under ``facts`` then carries its fit matches (``carried``)."""
+
+    def matching(c: Criteria) -> list[tuple]:
+        return [(r.field, r.operator, tuple(r.values)) for r in c.fit]
 
     return matching(facts) == matching(criteria)
 

@@ -175,38 +175,63 @@ def test_the_decay_refresh_gives_what_scoring_from_events_would(db, criteria, ev
     **LATER,
     points=st.lists(st.integers(-30, 50).map(float), min_size=5, max_size=5),
     caps=st.lists(st.none() | st.integers(1, 40).map(float), min_size=5, max_size=5),
-    fits=st.lists(fit, max_size=4).map(tuple),
+    fits=st.none() | st.lists(fit, max_size=4).map(tuple),
+    fit_points=st.lists(st.integers(-20, 20).map(float), min_size=4, max_size=4),
 )
 def test_a_version_scored_from_the_live_facts_gives_what_scoring_from_events_would(
-    db, criteria, events, profile, recycled, elapsed, points, caps, fits
+    db, criteria, events, profile, recycled, elapsed, points, caps, fits, fit_points
 ):
     """Scored under one version now; a version whose rules match the same events (other points, caps, names and
     fit rules) scored ``elapsed`` days later: from the stored facts where they carry, else (a window passed, an
-    adjustment expired) from the events, never both, and either way what the definition gives then."""
+    adjustment expired) from the events, never both, and either way what the definition gives then. Its fit rules
+    are others (``fits``) or the same with other points and names (None): then their stored matches carry too."""
     contact, facts, fields = _contact_with(events, profile, recycled)
     services.rescore(contact_ids=[contact.pk], criteria=criteria, now=NOW)
     changed = tuple(
         replace(rule, name=f"{rule.name} (new)", points=p, cap=c)
         for rule, p, c in zip(criteria.behaviour, points, caps, strict=False)
     )
+    if fits is None:
+        fits = tuple(
+            replace(r, name=f"{r.name} (new)", points=p) for r, p in zip(criteria.fit, fit_points, strict=False)
+        )
     other = replace(criteria, version=2, behaviour=changed, fit=fits)
     assert sql.reusable(criteria, other)
     later = NOW + timedelta(days=elapsed)
     with connection.cursor() as cursor:
-        text, params = sql.carried(other)
+        text, params = sql.carried(other, matches_carry=sql.same_matches(criteria, other))
         cursor.execute(text, params | {"lo": contact.pk, "hi": contact.pk, "now": later, "source": criteria.version})
         rest, carried = cursor.fetchone()
         assert (rest, carried) in (([], 1), ([contact.pk], 0))  # either its facts carried or it is left to its events
         if elapsed == 0:
             assert carried  # nothing has changed since: they carry
-        services.scored_range(
-            cursor, other, lo=contact.pk, hi=contact.pk, now=later, source=criteria.version, write=True
-        )
+        services.scored_range(cursor, other, lo=contact.pk, hi=contact.pk, now=later, source=criteria, write=True)
     row = Score.objects.annotate(breakdown=Breakdown("")).get(version=2, contact=contact)
     expected = engine.score(other, fields, facts, now=later, recycled_at=contact.recycled_at)
     _stored_as(row, expected)
     assert abs(row.promotion_score - expected.promotion_score) <= 1
     assert row.facts_at <= later
+
+
+def test_a_version_whose_fit_rules_match_alike_takes_each_score_s_matches_as_stored(db):
+    """Its fit rules differ from the live ones in points only: a contact's matches are read from its score, not
+    from its fields again (a fifth of a publish's pass). Shown by a field changed behind scoring's back, which a
+    rescore of the contact would see."""
+    title = engine.Fit(name="Head", field="job_title", operator="contains", points=10, values=("head",))
+    live = engine.Criteria(version=1, behaviour=(), fit=(title,), half_life_days=30)
+    contact = Contact.objects.create(email="ann@example.com", job_title="Head of Data")
+    services.rescore(contact_ids=[contact.pk], criteria=live, now=NOW)
+    Contact.objects.filter(pk=contact.pk).update(job_title="Engineer")  # no rescore asked for
+    alike = replace(live, version=2, fit=(replace(title, points=25),))
+    other = replace(live, version=3, fit=(replace(title, values=("head", "vp"), points=25),))
+    assert sql.same_matches(live, alike) and not sql.same_matches(live, other)
+
+    with connection.cursor() as cursor:
+        for version in (alike, other):
+            services.scored_range(cursor, version, lo=contact.pk, hi=contact.pk, now=NOW, source=live, write=True)
+
+    scores = dict(Score.objects.filter(contact=contact).values_list("version", "fit_score"))
+    assert scores == {1: 10, 2: 25, 3: 0}  # v3's rules read the fields: the title no longer matches
 
 
 def test_versions_carry_only_between_rules_that_match_the_same_events():
@@ -247,5 +272,5 @@ def test_a_score_too_large_for_its_column_is_held_at_the_limit_on_every_path(add
     assert reloaded(contact).score == engine.SCORE_LIMIT
     negated = replace(criteria, version=2, behaviour=(replace(rule, points=-1_000_000),))
     with connection.cursor() as cursor:
-        services.scored_range(cursor, negated, lo=contact.pk, hi=contact.pk, now=NOW, source=1, write=True)
+        services.scored_range(cursor, negated, lo=contact.pk, hi=contact.pk, now=NOW, source=criteria, write=True)
     assert Score.objects.get(version=2, contact=contact).score == -engine.SCORE_LIMIT
