@@ -142,3 +142,14 @@ def test_many_moves_look_their_contacts_up_by_id_not_through_every_contact(db):
     [plan] = [p for p in plans if "UPDATE crm_contact c SET stage" in p]
     contacts = plan[plan.index("on crm_contact c") :]
     assert re.search(r"Index Cond: .*\bid = ANY", contacts), plan
+
+
+def test_a_deleted_contact_takes_its_stage_changes_with_it(lead, marketer_mia):
+    """The changes have no database constraint (crm.models.StageChange): the ORM keeps them to their contact."""
+    other = make_contact(email="alan@example.com")
+    move(contact_id=lead.pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+    move(contact_id=other.pk, to=Stage.MQL, by=Actor.of(marketer_mia))
+
+    Contact.objects.get(pk=lead.pk).delete()
+
+    assert list(StageChange.objects.values_list("contact_id", flat=True)) == [other.pk]
