@@ -397,14 +397,13 @@ def carried(criteria: Criteria, *, write: bool = True, matches_carry: bool = Fal
     events, and how many carried. With ``write=False`` it writes nothing and returns ``statement``'s rows, each
     with the source's grade after it (``tallied`` with ``graded``), and those ids after them (the rest NULL).
     ``matches_carry`` (the source's fit rules match alike: ``same_matches``): each score's fit matches are taken as
-    stored too (evaluating the rules on the contacts' fields was a fifth of a pass), only their points applied."""
+    stored too (evaluating the rules on the contacts' fields was an eighth of a pass), only their points applied."""
     params = _base_params(criteria) | {"fit_rules": len(criteria.fit)}
     each = _per_contact(criteria, params, matches_carry=matches_carry)
     carries = CARRIABLE + (" AND cardinality(s.fits) = %(fit_rules)s" if matches_carry else "")
     # What the fit rules read, unless their matches carry.
-    fields = "" if matches_carry else f"c.email, c.profile, {', '.join(f'c.{name}' for name in CONTACT_FIELDS)},"
-    fields += "" if matches_carry else " co.size AS company_size, co.industry,"
-    company = "" if matches_carry else "LEFT JOIN crm_company co ON co.id = c.company_id"
+    read = f"c.email, c.profile, {', '.join(f'c.{n}' for n in CONTACT_FIELDS)}, co.size AS company_size, co.industry,"
+    fields, company = ("", "") if matches_carry else (read, "LEFT JOIN crm_company co ON co.id = c.company_id")
     sql = f"""
 WITH target AS MATERIALIZED (  -- which facts carry, asked after the joins: no estimate of it misleads their plan
     SELECT c.id, c.stage, c.stage_held, {fields} s.last_activity_at AS last_event_at, s.facts_at, s.sums,
