@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.db import connection, transaction
-from django.utils import timezone
 
-from crm.freshness import request_rescore
+from crm.freshness import mark_stale
 from leads.models import Event, Form
 
 REQUESTED_WINDOW = timedelta(days=30)
@@ -22,18 +20,12 @@ def classify(*, form: Form, kind: str) -> list[int]:
     with transaction.atomic(), connection.cursor() as cursor:
         Form.objects.filter(pk=form.pk).update(kind=Form.Kind(kind))
         cursor.execute(
-            """
-            UPDATE crm_contactactivity a SET stale_since = coalesce(a.stale_since, %s)
-            WHERE a.contact_id IN (
-                SELECT DISTINCT contact_id FROM leads_event
-                WHERE type = 'form_submit' AND properties ->> 'form' = %s AND contact_id IS NOT NULL
-            )
-            RETURNING a.contact_id
-            """,
-            [timezone.now(), form.slug],
+            "SELECT DISTINCT contact_id FROM leads_event"
+            " WHERE type = 'form_submit' AND properties ->> 'form' = %s AND contact_id IS NOT NULL",
+            [form.slug],
         )
-        ids = [row[0] for row in cursor.fetchall()]
-        transaction.on_commit(partial(request_rescore, ids))
+        ids = sorted(row[0] for row in cursor.fetchall())
+        mark_stale(contact_ids=ids)  # in id order, as ingest locks them
     form.kind = kind
     return ids
 

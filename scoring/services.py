@@ -204,13 +204,19 @@ def _rescore(criteria: Criteria, now: datetime, *, notify: bool = True, hold_sql
     return Rescored(len(rows), moved)
 
 
-# The marks of the contacts just rescored, by their ids. coalesce() keeps the planner off the index of stale marks:
-# its statistics lag the backlog ingest builds in seconds (they said one row for 37,507), and a scan of that index
-# filtered by id took 74 ms per 500-contact task where the ids' lookups take 7 (bench, 100k, under ingest).
-CLEAR_STALE = (
-    "UPDATE crm_contactactivity SET stale_since = NULL"
-    " WHERE contact_id = ANY(%s) AND coalesce(stale_since, 'infinity') <= %s"
-)
+# The marks of the contacts just rescored, by their ids, locked in id order as ingest takes them: in the order of a
+# bitmap scan (the heap's) a rescore and a request deadlocked (bench, 100k, under ingest). coalesce() keeps the
+# planner off the index of stale marks: its statistics lag the backlog ingest builds in seconds (they said one row
+# for 37,507), and a scan of that index filtered by id took 74 ms per 500-contact task where the ids' lookups take 7.
+CLEAR_STALE = """
+UPDATE crm_contactactivity a SET stale_since = NULL
+FROM (
+    SELECT contact_id FROM crm_contactactivity
+    WHERE contact_id = ANY(%s) AND coalesce(stale_since, 'infinity') <= %s
+    ORDER BY contact_id FOR NO KEY UPDATE
+) marked
+WHERE a.contact_id = marked.contact_id
+"""
 
 
 def rescore(

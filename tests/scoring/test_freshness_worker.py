@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -15,7 +16,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from crm import freshness
+from crm import freshness, retry
 from crm.models import Contact, ContactActivity, Stage
 from crm.redis_client import get_redis
 from leads import ingest
@@ -198,3 +199,41 @@ def test_clearing_stale_marks_looks_the_contacts_up_by_id_whatever_the_statistic
         plan = json.dumps(cursor.fetchone()[0])
 
     assert "crm_contactactivity_pkey" in plan and "activity_stale_idx" not in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clearing_stale_marks_locks_them_in_id_order_as_ingest_does(monkeypatch):
+    """Ingest locks activity rows in id order. A rescore clearing its marks in the heap's order (a bitmap or a
+    sequential scan) held a later contact's row while it waited for an earlier one a request held, and the
+    request then waited for the later one: a deadlock (bench, 100k, under ingest)."""
+    monkeypatch.setattr(retry, "ATTEMPTS", 1)  # a deadlock the rescore lost is not hidden by its second attempt
+    first, second = Contact.objects.bulk_create(Contact(email=f"o{i}@example.com") for i in range(2))
+    ContactActivity.objects.create(contact=second, stale_since=timezone.now())  # first in the heap
+    ContactActivity.objects.create(contact=first, stale_since=timezone.now())
+    url = database_url(connection.settings_dict).replace("postgres://", "postgresql://")
+    failures = []
+
+    def rescore():
+        try:
+            with connection.cursor() as cursor:  # the heap's order, as a bitmap scan of many ids gives
+                cursor.execute("SET enable_indexscan = off")
+                cursor.execute("SET enable_bitmapscan = off")
+            services.rescore_stale(contact_ids=[first.pk, second.pk])
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            failures.append(repr(e))
+        finally:
+            connection.close()
+
+    with psycopg.connect(url) as request, psycopg.connect(url) as watcher:
+        request.execute("SET lock_timeout = '3s'")  # the deadlock would be found after a second
+        lock = "SELECT FROM crm_contactactivity WHERE contact_id = %s FOR NO KEY UPDATE"
+        request.execute(lock, [first.pk])
+        thread = threading.Thread(target=rescore)
+        thread.start()
+        wait_for(lambda: watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0])
+        request.execute(lock, [second.pk])  # the rescore holds none of the marks while it waits
+        request.commit()
+        thread.join()
+
+    assert failures == []
+    assert not ContactActivity.objects.filter(stale_since__isnull=False).exists()
