@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 from leads import imports
 from scoring import backtest as replays
 from scoring import previews, services
 
 FULL_RESCORE_LIMITS = {"soft_time_limit": 3600, "time_limit": 3700}  # under the broker's visibility timeout
+RECONNECT_AFTER = 3  # seconds before a full rescore that lost its database connection tries again
 
 
 @shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True, ignore_result=True)
@@ -34,8 +35,14 @@ def sweep_stale() -> None:
 
 @shared_task(bind=True, max_retries=120, **FULL_RESCORE_LIMITS)
 def full_rescore(self, run_id: int) -> None:
-    """Execute a run; while another full rescore holds the lock, try again in 30 s."""
-    if services.run_full_rescore(run_id=run_id) is None:
+    """Execute a run; while another full rescore holds the lock, try again in 30 s. When the database went away
+    (a restart), again in a few seconds from where it stopped: the sweeper would only after RUN_STALLED (a 100k
+    publish took 2 min 25 s instead of 2 s), and still ends a run whose every attempt fails (MAX_RESUMES)."""
+    try:
+        executed = services.run_full_rescore(run_id=run_id)
+    except (OperationalError, InterfaceError) as e:
+        raise self.retry(exc=e, countdown=RECONNECT_AFTER) from e
+    if executed is None:
         raise self.retry(countdown=30)
 
 

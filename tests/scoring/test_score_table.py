@@ -9,17 +9,18 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from crm.models import Contact, Score, ScoreVersion, Stage, StageChange
+from crm.models import STAGE_COPY, Contact, Score, ScoreVersion, Stage, StageChange
 from leads import ingest
 from leads.models import Event
 from scoring import criteria, engine, services
 from scoring.models import CriteriaVersion, RescoreRun, ScoreHistory
-from tests.conftest import wait_for
+from tests.conftest import database_url, wait_for
 from tests.scores import reloaded
 from tests.scoring.conftest import NOW
 
@@ -158,6 +159,28 @@ def test_a_publish_has_the_worker_vacuum_the_scores_and_contacts_after_it(
     for table in ("crm_score", "crm_contact"):
         vacuumed = wait_for(lambda: (at := _last_vacuum(table)) is not None and at >= started and at)  # noqa: B023
         assert RescoreRun.objects.get(pk=run.pk).finished_at <= vacuumed  # after the run, not within it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_whose_database_connection_is_lost_carries_on_at_once_through_the_worker(
+    admin_ada, source, celery_worker
+):
+    """The worker's connection ends midway (as a PostgreSQL restart ends every one): the task tries again within
+    seconds from where the run stopped, instead of waiting for the sweeper to find the run stalled (RUN_STALLED;
+    the suite's worker runs no sweeper, so the run would never finish)."""
+    _contacts_scored_under_v1(source, 20)
+    url = database_url(connection.settings_dict).replace("postgres://", "postgresql://")
+    with psycopg.connect(url) as switch:
+        switch.execute("SELECT pg_advisory_xact_lock(%s)", [STAGE_COPY])  # the run's switch waits for it
+        run = criteria.publish(version=_draft_with_points_times(2), by=admin_ada)  # the worker executes it
+        waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        pid = wait_for(lambda: (row := switch.execute(waiting).fetchone()) and row[0])
+        switch.execute("SELECT pg_terminate_backend(%s)", [pid])
+        switch.rollback()
+
+    run = wait_for(lambda: RescoreRun.objects.filter(pk=run.pk, finished_at__isnull=False).first(), timeout=30)
+    assert run.resumes == 0 and run.failed_at is None
+    assert ScoreVersion.objects.get().live == 2
 
 
 @pytest.mark.django_db(transaction=True)
