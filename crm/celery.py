@@ -78,8 +78,8 @@ BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 def send_soon(name: str, args: list | None = None, *, what: str) -> bool:
     """Queue task ``name`` (by name: no app imports another's tasks). A broker outage is logged, never raised:
     the change that asked stands, and a sweeper (or nobody, for an email) makes up for it. Returns whether sent."""
-    try:
-        app.send_task(name, args=args or [])
+    try:  # No result is read: asked for one, Celery retried Redis as the result store for 20 s, then raised.
+        app.send_task(name, args=args or [], ignore_result=True)
         return True
     except BROKER_ERRORS as e:
         logger.warning("%s not queued (%s)", what, e)

@@ -47,7 +47,7 @@ VACUUM_TASK = "scoring.tasks.vacuum_after_run"
 IMPORTED_TASK = "scoring.tasks.rescore_imported"
 IMPORT_SCORING_PATIENCE = 120.0  # seconds an import waits for other workers scoring its contacts
 RUN_STALLED = timedelta(minutes=2)  # a run's worker stamps it every batch (seconds apart, paused ones included)
-RUN_QUEUED = timedelta(minutes=10)  # a run no worker has started by then is sent again
+RUN_QUEUED = timedelta(minutes=1)  # a run no worker has started by then is sent again (resume_stalled_runs)
 MAX_RESUMES = 5
 COMPUTE_PASSES = 8  # a new version's scores are computed in this many passes over the events (its progress steps)
 COMPUTE_CHUNK_MAX = 200_000
@@ -793,7 +793,9 @@ def resume_stalled_runs(*, now: datetime | None = None) -> list[int]:
             return []
         resumed = []
         for run in stalled.order_by("pk"):
-            if run.heartbeat_at is None:  # never started: its task is late or lost; send it again
+            # Never started: its task is late or lost (Redis may keep no messages across a restart, and a publish
+            # while it was down sent none). A copy that finds the run running or finished does nothing.
+            if run.heartbeat_at is None:
                 resumed.append(run.pk)
                 continue
             if run.resumes >= MAX_RESUMES:

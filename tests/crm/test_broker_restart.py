@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 from unittest.mock import Mock
 
@@ -72,6 +74,23 @@ def private_redis(tmp_path):
     server = PrivateRedis(tmp_path)
     yield server
     server.kill()
+
+
+def test_with_redis_down_a_task_is_not_queued_and_the_caller_goes_on_at_once(private_redis):
+    """A publish, an import, a replay, a webhook: each queues its task through send_soon, which says so and goes on
+    when the broker is down (a sweeper sends it later). Sent as a task whose result might be read, it first
+    retried Redis as the result store for 20 s, then raised: a publish answered 500 twenty seconds later."""
+    private_redis.kill()
+    script = (
+        "import time, django; django.setup(); from crm.celery import send_soon; started = time.monotonic();"
+        " sent = send_soon('scoring.tasks.full_rescore', [0], what='a run'); print(sent, time.monotonic() - started)"
+    )
+    env = dict(os.environ, REDIS_URL=private_redis.url, DJANGO_SETTINGS_MODULE="crm.settings")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    sent, took = done.stdout.split()
+    assert sent == "False" and float(took) < 5
 
 
 def test_a_broken_broker_connection_is_let_go_without_a_second_close(private_redis, db):
