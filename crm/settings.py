@@ -121,9 +121,9 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baton")
 # Sync gunicorn workers and prefork Celery children each use one connection at a time: persistent
 # connections serve them well. DATABASE_POOL=true switches to psycopg's pool (for threaded servers).
-# No per-request health check (a round trip on every request): a connection that died fails one request,
-# which the API answers with 503 (clients retry safely), and is then replaced.
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# A kept connection is checked before a request's first query (one round trip, SELECT 1): after a PostgreSQL
+# restart every worker's connection is dead, and each failed its next request (a 500 page, a 503 answer).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 # Server-side binding with prepared statements: the ingest statement is planned once per connection, not on
 # every request. (Turn off behind a transaction-pooling PgBouncer, which cannot keep prepared statements.)
 DATABASES["default"]["OPTIONS"] = (
