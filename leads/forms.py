@@ -21,11 +21,11 @@ def classify(*, form: Form, kind: str) -> list[int]:
         Form.objects.filter(pk=form.pk).update(kind=Form.Kind(kind))
         cursor.execute(
             "SELECT DISTINCT contact_id FROM leads_event"
-            " WHERE type = 'form_submit' AND properties ->> 'form' = %s AND contact_id IS NOT NULL",
+            " WHERE type = 'form_submit' AND properties ->> 'form' = %s AND contact_id IS NOT NULL ORDER BY 1",
             [form.slug],
         )
-        ids = sorted(row[0] for row in cursor.fetchall())
-        mark_stale(contact_ids=ids)  # in id order, as ingest locks them
+        ids = [row[0] for row in cursor.fetchall()]
+        mark_stale(contact_ids=ids)
     form.kind = kind
     return ids
 
